@@ -1,0 +1,113 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/bus/bustest"
+)
+
+func TestJobKeyRoundTrip(t *testing.T) {
+	tests := []struct {
+		owner, repo string
+		issue       int
+	}{
+		{"NVIDIA", "TensorRT-LLM", 42},
+		{"a", "repo.with.dots", 1},
+		{"o-x", "r_y", 999999},
+	}
+	for _, tc := range tests {
+		key := bus.JobKey(tc.owner, tc.repo, tc.issue)
+		o, r, i, err := bus.ParseJobKey(key)
+		if err != nil || o != tc.owner || r != tc.repo || i != tc.issue {
+			t.Errorf("ParseJobKey(%q) = %q, %q, %d, %v", key, o, r, i, err)
+		}
+	}
+	for _, bad := range []string{"", "a", "a.b", ".b.1", "a.b.x", "a.b.0", "a..1"} {
+		if _, _, _, err := bus.ParseJobKey(bad); err == nil {
+			t.Errorf("ParseJobKey(%q) succeeded, want error", bad)
+		}
+	}
+}
+
+func TestFitGPUs(t *testing.T) {
+	for n, want := range map[int]int{1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 8: 8, 9: 0} {
+		if got := bus.FitGPUs(n); got != want {
+			t.Errorf("FitGPUs(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+func TestEnsureIdempotent(t *testing.T) {
+	_, nc, _ := bustest.Start(t)
+	js, _ := jetstream.New(nc)
+	if _, err := bus.Ensure(context.Background(), js, bus.Options{}); err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+}
+
+func TestUpdateJobConcurrent(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx := context.Background()
+	key := bus.JobKey("o", "r", 1)
+	if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key, Status: bus.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key}); !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("second CreateJob error = %v, want ErrKeyExists", err)
+	}
+	const writers = 8
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			_, err := bus.UpdateJob(ctx, r.Jobs, key, func(j *bus.Job) error {
+				j.PendingFeedback = append(j.PendingFeedback, bus.Feedback{ID: int64(w), Body: fmt.Sprint(w)})
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	j, _, err := bus.GetJob(ctx, r.Jobs, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.PendingFeedback) != writers {
+		t.Fatalf("pending feedback has %d entries, want %d: a concurrent update was lost", len(j.PendingFeedback), writers)
+	}
+	got, err := bus.UpdateJob(ctx, r.Jobs, key, func(*bus.Job) error { return bus.ErrUnchanged })
+	if err != nil || len(got.PendingFeedback) != writers {
+		t.Fatalf("ErrUnchanged update = %v, %v", got, err)
+	}
+	if _, err := bus.UpdateJob(ctx, r.Jobs, "o.r.2", func(*bus.Job) error { return nil }); !errors.Is(err, bus.ErrNoJob) {
+		t.Fatalf("update of missing job error = %v, want ErrNoJob", err)
+	}
+}
+
+func TestCycleDeduplicated(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := bus.Cycle{JobKey: "o.r.1", Number: 1, GPUs: 2}
+	for range 3 {
+		if _, err := r.JS.Publish(ctx, bus.CycleSubject(c.GPUs), []byte("{}"), jetstream.WithMsgID(c.MsgID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := r.Cycles.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after 3 publishes with one id, want 1", info.State.Msgs)
+	}
+}

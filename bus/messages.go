@@ -1,0 +1,171 @@
+package bus
+
+import "time"
+
+// CycleKind says why a cycle exists.
+type CycleKind string
+
+// The kinds of cycle.
+const (
+	// KindOnboard is a job's first cycle: the whole onboarding workflow.
+	KindOnboard CycleKind = "onboard"
+	// KindFeedback is an update cycle for one batch of review feedback.
+	KindFeedback CycleKind = "feedback"
+	// KindRetry runs the last cycle again from its last recorded phase.
+	KindRetry CycleKind = "retry"
+)
+
+// Cycle is one unit of work on the CycleStream: a job's initial onboarding, one
+// feedback batch, or a retry. It is published with Nats-Msg-Id set to MsgID.
+type Cycle struct {
+	// JobKey identifies the job (JobKey(owner, repo, issue)).
+	JobKey string `json:"job"`
+	// Number counts the job's cycles from 1.
+	Number int `json:"cycle"`
+	// Kind says why the cycle exists.
+	Kind CycleKind `json:"kind"`
+	// Owner, Repo and Issue locate the job's issue on GitHub.
+	Owner string `json:"owner"`
+	Repo  string `json:"repo"`
+	Issue int    `json:"issue"`
+	// InstallationID is the GitHub App installation that reported the event.
+	InstallationID int64 `json:"installation_id"`
+	// ModelID is the validated HuggingFace repo id, and Revision its commit SHA.
+	ModelID  string `json:"model_id"`
+	Revision string `json:"revision,omitempty"`
+	// GPUs is the number of GPUs the cycle needs (one of GPUSizes).
+	GPUs int `json:"gpus"`
+	// Feedback holds the review comments an update cycle answers, in order.
+	Feedback []Feedback `json:"feedback,omitempty"`
+	// DeliveryID is the GitHub delivery that caused the cycle, if one did directly.
+	DeliveryID string `json:"delivery_id,omitempty"`
+	// Enqueued is when the server published the cycle.
+	Enqueued time.Time `json:"enqueued"`
+}
+
+// MsgID is the cycle's de-duplication id: <job>/<cycle>.
+func (c Cycle) MsgID() string { return c.JobKey + "/" + itoa(c.Number) }
+
+// Feedback is one reviewer remark that an update cycle must answer.
+type Feedback struct {
+	// Source is "issue_comment", "review" or "review_comment".
+	Source string `json:"source"`
+	// ID is the GitHub id of the comment or review.
+	ID int64 `json:"id"`
+	// Author is the reviewer's login.
+	Author string `json:"author"`
+	// Body is the remark verbatim.
+	Body string `json:"body"`
+	// Path and Line locate a review comment in the diff; empty otherwise.
+	Path string `json:"path,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// URL links to the remark on GitHub.
+	URL string `json:"url,omitempty"`
+	// DeliveryID is the webhook delivery that brought it.
+	DeliveryID string `json:"delivery_id,omitempty"`
+}
+
+// JobStatus is where a job stands as a whole.
+type JobStatus string
+
+// The job statuses.
+const (
+	// StatusAwaitingApproval: the model runs remote code; a maintainer must say /onboard proceed.
+	StatusAwaitingApproval JobStatus = "awaiting-approval"
+	// StatusQueued: a cycle is on the stream, no runner has it yet.
+	StatusQueued JobStatus = "queued"
+	// StatusRunning: a runner holds the lease and works on a cycle.
+	StatusRunning JobStatus = "running"
+	// StatusWaitingReview: the PR is open and the bot waits for reviewers.
+	StatusWaitingReview JobStatus = "waiting-review"
+	// StatusFailed: the last cycle failed; /onboard retry starts it again.
+	StatusFailed JobStatus = "failed"
+	// StatusCancelled: a maintainer cancelled the job.
+	StatusCancelled JobStatus = "cancelled"
+	// StatusDone: approved, merged or closed. Nothing more happens.
+	StatusDone JobStatus = "done"
+)
+
+// Terminal reports whether no further cycle may start for a job in status s.
+func (s JobStatus) Terminal() bool { return s == StatusCancelled || s == StatusDone }
+
+// Job is the state of one onboarding job, stored in JobBucket and changed only
+// through UpdateJob.
+type Job struct {
+	Key            string    `json:"key"`
+	Owner          string    `json:"owner"`
+	Repo           string    `json:"repo"`
+	Issue          int       `json:"issue"`
+	InstallationID int64     `json:"installation_id"`
+	ModelID        string    `json:"model_id"`
+	Revision       string    `json:"revision,omitempty"`
+	Architecture   string    `json:"architecture,omitempty"`
+	Params         int64     `json:"params,omitempty"`
+	GPUs           int       `json:"gpus"`
+	RemoteCode     bool      `json:"remote_code,omitempty"`
+	Requester      string    `json:"requester"`
+	Status         JobStatus `json:"status"`
+	// Phase is the last onboarding phase recorded as complete in the current cycle.
+	Phase string `json:"phase,omitempty"`
+	// Cycle is the number of the newest cycle published for the job.
+	Cycle int `json:"cycle"`
+	// PendingFeedback waits for the running cycle to end, then goes out as one cycle.
+	PendingFeedback []Feedback `json:"pending_feedback,omitempty"`
+	PR              int        `json:"pr,omitempty"`
+	Branch          string     `json:"branch,omitempty"`
+	// HeadSHA is the PR head the bot last tested; only approvals of it count.
+	HeadSHA string `json:"head_sha,omitempty"`
+	// Runner and RunnerGPUs say who works on the job now, on which GPU indices.
+	Runner       string `json:"runner,omitempty"`
+	RunnerGPUs   []int  `json:"runner_gpus,omitempty"`
+	AgentSession string `json:"agent_session,omitempty"`
+	// BudgetUSD is the agent spend over all cycles.
+	BudgetUSD float64 `json:"budget_usd,omitempty"`
+	// StatusCommentID is the job's one status comment, edited in place.
+	StatusCommentID int64 `json:"status_comment_id,omitempty"`
+	// Posted maps an idempotency key (<cycle>/<phase>/<what>) to what was made on
+	// GitHub for it (a comment id, a PR number), so a resumed cycle posts nothing twice.
+	Posted map[string]int64 `json:"posted,omitempty"`
+	// Note is a short human explanation of the current status ("waiting for 4 free GPUs").
+	Note      string    `json:"note,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	Started   time.Time `json:"started,omitzero"`
+	Completed time.Time `json:"completed,omitzero"`
+}
+
+// Lease says which runner works on a job; it lives in LeaseBucket under the job's key.
+type Lease struct {
+	Runner  string    `json:"runner"`
+	Cycle   int       `json:"cycle"`
+	GPUs    []int     `json:"gpus"`
+	Renewed time.Time `json:"renewed"`
+}
+
+// Presence is a runner's heartbeat, kept in RunnerBucket under the runner's name.
+type Presence struct {
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	GPUs     int       `json:"gpus"`
+	FreeGPUs int       `json:"free_gpus"`
+	Running  []string  `json:"running,omitempty"`
+	Draining bool      `json:"draining,omitempty"`
+	Seen     time.Time `json:"seen"`
+}
+
+// TokenRequest asks the server for an installation token on TokenSubject.
+type TokenRequest struct {
+	// JobKey is the job whose lease the runner holds.
+	JobKey string `json:"job"`
+	// Runner must match the lease's holder.
+	Runner string `json:"runner"`
+	// Permissions narrows the token, e.g. {"contents": "write", "pull_requests": "write"}.
+	Permissions map[string]string `json:"permissions"`
+}
+
+// TokenReply answers a TokenRequest: a token, or an error saying why not.
+type TokenReply struct {
+	Token   string    `json:"token,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Error   string    `json:"error,omitempty"`
+}
