@@ -22,6 +22,13 @@ const (
 	CycleStream = "ADBOT_CYCLES"
 	// CycleSubjectPrefix is followed by the GPU count: adbot.cycles.gpus.4.
 	CycleSubjectPrefix = "adbot.cycles.gpus."
+	// CommandStream holds webhook deliveries turned into commands, until the
+	// server's command worker has carried them out (work-queue retention).
+	CommandStream = "ADBOT_COMMANDS"
+	// CommandSubject is the one subject of CommandStream.
+	CommandSubject = "adbot.commands"
+	// CommandConsumer is the durable consumer the server's command workers share.
+	CommandConsumer = "server"
 	// JobBucket holds one Job per key JobKey(owner, repo, issue).
 	JobBucket = "adbot-jobs"
 	// LeaseBucket holds one Lease per job being worked on; entries expire after LeaseTTL.

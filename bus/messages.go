@@ -169,3 +169,51 @@ type TokenReply struct {
 	Expires time.Time `json:"expires,omitzero"`
 	Error   string    `json:"error,omitempty"`
 }
+
+// CommandKind is what a GitHub event asks of adbot.
+type CommandKind string
+
+// The commands an event can turn into (DESIGN.md "Events → commands").
+const (
+	CmdOnboard  CommandKind = "onboard"
+	CmdFeedback CommandKind = "feedback"
+	CmdProceed  CommandKind = "proceed"
+	CmdCancel   CommandKind = "cancel"
+	CmdRetry    CommandKind = "retry"
+	CmdStatus   CommandKind = "status"
+	CmdHelp     CommandKind = "help"
+	CmdEnd      CommandKind = "end"
+)
+
+// Command is one webhook delivery turned into what it asks for. The webhook
+// handler publishes it on CommandSubject with Nats-Msg-Id = DeliveryID before
+// answering GitHub, so nothing acknowledged is ever lost; the server's command
+// worker then authorizes the actor and carries it out.
+type Command struct {
+	Kind       CommandKind `json:"kind"`
+	DeliveryID string      `json:"delivery_id"`
+	// Event is the GitHub event and action, e.g. "issue_comment.created".
+	Event          string `json:"event"`
+	InstallationID int64  `json:"installation_id"`
+	Owner          string `json:"owner"`
+	Repo           string `json:"repo"`
+	// Issue is the issue or pull request number the event is about.
+	Issue int  `json:"issue"`
+	IsPR  bool `json:"is_pr,omitempty"`
+	// Actor is the login of whoever caused the event, with GitHub's
+	// author_association for it (a pre-filter only; permission is checked).
+	Actor            string `json:"actor"`
+	ActorAssociation string `json:"actor_association,omitempty"`
+	// ModelID is the model named by an onboard command, NOT yet validated.
+	ModelID string `json:"model_id,omitempty"`
+	// CommentID is the issue comment that carried the command (0 when the issue
+	// itself did); the 👀 reaction goes there.
+	CommentID int64 `json:"comment_id,omitempty"`
+	// Feedback holds review remarks for CmdFeedback, in order.
+	Feedback []Feedback `json:"feedback,omitempty"`
+	// CommitSHA is the head an approval was given on.
+	CommitSHA string `json:"commit_sha,omitempty"`
+	// Reason says, for CmdEnd, why: "approved", "merged", "closed", "comment".
+	Reason   string    `json:"reason,omitempty"`
+	Received time.Time `json:"received"`
+}

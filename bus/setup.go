@@ -17,6 +17,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 type Resources struct {
 	JS         jetstream.JetStream
 	Cycles     jetstream.Stream
+	Commands   jetstream.Stream
 	Jobs       jetstream.KeyValue
 	Leases     jetstream.KeyValue
 	Runners    jetstream.KeyValue
@@ -68,11 +69,32 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opt Options) (*Resource
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       AckWait,
 			MaxDeliver:    MaxDeliver,
-			BackOff:       nil,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("ensure consumer %s: %w", ConsumerName(n), err)
 		}
+	}
+	r.Commands, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        CommandStream,
+		Description: "webhook deliveries turned into commands, waiting for the server's worker",
+		Subjects:    []string{CommandSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     storage,
+		Replicas:    replicas,
+		Duplicates:  DuplicateWindow,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", CommandStream, err)
+	}
+	if _, err := r.Commands.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       CommandConsumer,
+		Description:   "the server's command workers",
+		FilterSubject: CommandSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    MaxDeliver,
+	}); err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", CommandConsumer, err)
 	}
 	kv := func(name, desc string, ttl time.Duration, history uint8) (jetstream.KeyValue, error) {
 		b, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
