@@ -109,6 +109,10 @@ type Job struct {
 	Phase string `json:"phase,omitempty"`
 	// Cycle is the number of the newest cycle published for the job.
 	Cycle int `json:"cycle"`
+	// Outbox is a cycle recorded for publication but not yet confirmed published
+	// (transactional outbox): whoever finds it set publishes it again, which the
+	// stream's de-duplication by Cycle.MsgID makes safe.
+	Outbox *Cycle `json:"outbox,omitempty"`
 	// PendingFeedback waits for the running cycle to end, then goes out as one cycle.
 	PendingFeedback []Feedback `json:"pending_feedback,omitempty"`
 	PR              int        `json:"pr,omitempty"`

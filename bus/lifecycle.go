@@ -1,0 +1,187 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrJobEnded is returned when work is asked of a cancelled or finished job.
+var ErrJobEnded = errors.New("job has ended")
+
+// PublishCycle puts c on the subject for its GPU count, de-duplicated by c.MsgID().
+func PublishCycle(ctx context.Context, js jetstream.JetStream, c Cycle) error {
+	if FitGPUs(c.GPUs) != c.GPUs {
+		return fmt.Errorf("publish cycle %s: %d GPUs is not one of %v", c.MsgID(), c.GPUs, GPUSizes)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode cycle %s: %w", c.MsgID(), err)
+	}
+	if _, err := js.Publish(ctx, CycleSubject(c.GPUs), b, jetstream.WithMsgID(c.MsgID())); err != nil {
+		return fmt.Errorf("publish cycle %s: %w", c.MsgID(), err)
+	}
+	return nil
+}
+
+// NextCycle describes the job's next cycle (number j.Cycle+1) without changing j.
+func NextCycle(j *Job, kind CycleKind, feedback []Feedback, deliveryID string) Cycle {
+	return Cycle{
+		JobKey:         j.Key,
+		Number:         j.Cycle + 1,
+		Kind:           kind,
+		Owner:          j.Owner,
+		Repo:           j.Repo,
+		Issue:          j.Issue,
+		InstallationID: j.InstallationID,
+		ModelID:        j.ModelID,
+		Revision:       j.Revision,
+		GPUs:           j.GPUs,
+		Feedback:       feedback,
+		DeliveryID:     deliveryID,
+		Enqueued:       time.Now().UTC(),
+	}
+}
+
+// stage records c as the job's newest cycle, in its outbox, and marks the job queued.
+func stage(j *Job, c Cycle) {
+	j.Cycle = c.Number
+	j.Outbox = &c
+	j.Status = StatusQueued
+	j.Phase = ""
+	j.Runner, j.RunnerGPUs = "", nil
+}
+
+// Enqueue records and publishes the job's next cycle of the given kind. check,
+// when non-nil, runs inside the compare-and-swap and may refuse (its error is
+// returned) or return ErrUnchanged to enqueue nothing. A terminal job refuses
+// with ErrJobEnded.
+func Enqueue(ctx context.Context, r *Resources, key string, kind CycleKind, feedback []Feedback, deliveryID string, check func(*Job) error) (*Job, error) {
+	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+		if j.Status.Terminal() {
+			return fmt.Errorf("enqueue %s cycle for %s: %w", kind, key, ErrJobEnded)
+		}
+		if check != nil {
+			if err := check(j); err != nil {
+				return err
+			}
+		}
+		stage(j, NextCycle(j, kind, feedback, deliveryID))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return FlushOutbox(ctx, r, j)
+}
+
+// FlushOutbox publishes the cycle in j's outbox, if any, then clears it. It is
+// safe to call any number of times, from anywhere.
+func FlushOutbox(ctx context.Context, r *Resources, j *Job) (*Job, error) {
+	if j.Outbox == nil {
+		return j, nil
+	}
+	c := *j.Outbox
+	if err := PublishCycle(ctx, r.JS, c); err != nil {
+		return j, err
+	}
+	return UpdateJob(ctx, r.Jobs, j.Key, func(j *Job) error {
+		if j.Outbox == nil || j.Outbox.Number != c.Number {
+			return ErrUnchanged
+		}
+		j.Outbox = nil
+		return nil
+	})
+}
+
+// QueueFeedback hands review feedback to a job. While a cycle is queued or
+// running (or the job awaits approval), the feedback waits in the job's pending
+// list and goes out with the next cycle; otherwise it is published at once as a
+// feedback cycle. Feedback already pending or already sent (same Source and ID)
+// is not added twice. It reports whether a cycle was published.
+func QueueFeedback(ctx context.Context, r *Resources, key string, fb []Feedback, deliveryID string) (*Job, bool, error) {
+	published := false
+	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+		published = false
+		if j.Status.Terminal() {
+			return fmt.Errorf("queue feedback for %s: %w", key, ErrJobEnded)
+		}
+		added := false
+		for _, f := range fb {
+			if !hasFeedback(j.PendingFeedback, f) && (j.Outbox == nil || !hasFeedback(j.Outbox.Feedback, f)) {
+				j.PendingFeedback = append(j.PendingFeedback, f)
+				added = true
+			}
+		}
+		switch j.Status {
+		case StatusQueued, StatusRunning, StatusAwaitingApproval:
+			if !added {
+				return ErrUnchanged
+			}
+			return nil
+		}
+		if len(j.PendingFeedback) == 0 {
+			return ErrUnchanged
+		}
+		stage(j, NextCycle(j, KindFeedback, j.PendingFeedback, deliveryID))
+		j.PendingFeedback = nil
+		published = true
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	j, err = FlushOutbox(ctx, r, j)
+	return j, published, err
+}
+
+func hasFeedback(list []Feedback, f Feedback) bool {
+	for _, g := range list {
+		if g.Source == f.Source && g.ID == f.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// FinishCycle records the end of cycle n with status (StatusWaitingReview or
+// StatusFailed) and note. If feedback waited meanwhile, it is published as the
+// next cycle and the job is left queued. A job cancelled or ended meanwhile
+// keeps its terminal status. Finishing a cycle that is not the job's newest, or
+// finishing it twice, changes nothing.
+func FinishCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
+	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+		if j.Cycle != n {
+			return ErrUnchanged
+		}
+		if j.Status.Terminal() {
+			if j.Runner == "" {
+				return ErrUnchanged
+			}
+			j.Runner, j.RunnerGPUs = "", nil
+			return nil
+		}
+		if j.Status != StatusRunning && j.Status != StatusQueued {
+			return ErrUnchanged
+		}
+		if j.Outbox != nil && j.Outbox.Number == n {
+			j.Outbox = nil // the runner had it: it was published
+		}
+		j.Completed = time.Now().UTC()
+		j.Runner, j.RunnerGPUs = "", nil
+		j.Status, j.Note = status, note
+		if len(j.PendingFeedback) > 0 {
+			stage(j, NextCycle(j, KindFeedback, j.PendingFeedback, ""))
+			j.PendingFeedback = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return FlushOutbox(ctx, r, j)
+}
