@@ -1,0 +1,357 @@
+// Package workspace keeps one bare mirror of the TensorRT-LLM remote per host
+// and gives each job its own git worktree on its own branch.
+//
+// The mirror is cloned once and fetched before each cycle. Worktrees live in
+// numbered slots beside it; when a job's cycle ends its slot is cleaned
+// (reset, untracked files removed, branch dropped) and kept, so the next job
+// checks out only the files that differ instead of the whole tree. A slot is
+// held with flock(2), so a crashed runner's slots are free again at once and
+// two runners sharing a data directory never share one.
+package workspace
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultDiskFloor is the free space below which a runner takes no new work.
+const DefaultDiskFloor = 50 << 30
+
+// ErrLowDisk is wrapped by Add's error when free disk is under the floor.
+var ErrLowDisk = errors.New("free disk below the floor")
+
+// Mirror is a bare mirror of one remote and the worktrees made from it.
+type Mirror struct {
+	// Dir holds the bare repository (ADBOT_REPO_DIR).
+	Dir string
+	// Remote is the URL or path the mirror fetches from (and pushes go to).
+	Remote string
+	// WorkRoot holds the worktree slots.
+	WorkRoot string
+	// DiskFloor refuses new worktrees when WorkRoot's file system has less
+	// free space (DefaultDiskFloor if zero; negative disables).
+	DiskFloor int64
+	// GitEnv is added to git's environment (e.g. a credential helper's variables).
+	GitEnv []string
+
+	mu sync.Mutex // serializes the mirror's own ref updates within a process
+}
+
+// Worktree is one job's checkout.
+type Worktree struct {
+	Dir    string
+	Branch string
+	// Base is the commit the branch started from.
+	Base string
+	// Resumed says the branch already existed on the remote and the worktree
+	// starts from it rather than from the default branch.
+	Resumed bool
+
+	m    *Mirror
+	lock *os.File
+}
+
+// Ensure clones the mirror when it does not exist yet and fetches it.
+func (m *Mirror) Ensure(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(m.Dir, "HEAD")); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(m.Dir), 0o750); err != nil {
+			return fmt.Errorf("make mirror dir: %w", err)
+		}
+		tmp := m.Dir + ".cloning"
+		_ = os.RemoveAll(tmp)
+		if _, err := git(ctx, "", m.GitEnv, "clone", "--bare", "--quiet", m.Remote, tmp); err != nil {
+			return fmt.Errorf("clone mirror of %s: %w", m.Remote, err)
+		}
+		if _, err := git(ctx, tmp, nil, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"); err != nil {
+			return fmt.Errorf("configure mirror: %w", err)
+		}
+		if err := os.Rename(tmp, m.Dir); err != nil {
+			return fmt.Errorf("move mirror into place: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("stat mirror %s: %w", m.Dir, err)
+	}
+	return m.fetchLocked(ctx)
+}
+
+// Fetch brings the mirror up to date with the remote.
+func (m *Mirror) Fetch(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fetchLocked(ctx)
+}
+
+func (m *Mirror) fetchLocked(ctx context.Context) error {
+	unlock, err := flock(ctx, filepath.Join(m.Dir, "adbot.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := git(ctx, m.Dir, m.GitEnv, "fetch", "--quiet", "--prune", "origin"); err != nil {
+		return fmt.Errorf("fetch mirror %s: %w", m.Dir, err)
+	}
+	return nil
+}
+
+// DefaultBranch is the remote's default branch, as the clone recorded it.
+func (m *Mirror) DefaultBranch(ctx context.Context) (string, error) {
+	out, err := git(ctx, m.Dir, nil, "symbolic-ref", "--short", "HEAD")
+	if err != nil {
+		return "", fmt.Errorf("read default branch of %s: %w", m.Dir, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// CheckDisk returns an error wrapping ErrLowDisk when the worktrees' file
+// system has less free space than the floor.
+func (m *Mirror) CheckDisk() error {
+	floor := m.DiskFloor
+	if floor == 0 {
+		floor = DefaultDiskFloor
+	}
+	if floor < 0 {
+		return nil
+	}
+	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+		return fmt.Errorf("make worktree root: %w", err)
+	}
+	free, err := FreeBytes(m.WorkRoot)
+	if err != nil {
+		return err
+	}
+	if free < uint64(floor) {
+		return fmt.Errorf("refusing new work: %.1f GiB free under %s, floor is %.1f GiB: %w",
+			float64(free)/(1<<30), m.WorkRoot, float64(floor)/(1<<30), ErrLowDisk)
+	}
+	return nil
+}
+
+// FreeBytes is the space available to unprivileged users on path's file system.
+func FreeBytes(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// Add gives a job a worktree on branch: it starts from the remote's branch of
+// that name when there is one (a resumed or updated job), else from the
+// default branch. Fetch first for a current start.
+func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
+	if err := m.CheckDisk(); err != nil {
+		return nil, err
+	}
+	if _, err := git(ctx, m.Dir, nil, "check-ref-format", "--branch", branch); err != nil {
+		return nil, fmt.Errorf("branch name %q: %w", branch, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	unlock, err := flock(ctx, filepath.Join(m.Dir, "adbot.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	w := &Worktree{Branch: branch, m: m}
+	start := "refs/remotes/origin/" + branch
+	if _, err := git(ctx, m.Dir, nil, "rev-parse", "--verify", "--quiet", start+"^{commit}"); err == nil {
+		w.Resumed = true
+	} else {
+		def, err := m.DefaultBranch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		start = "refs/remotes/origin/" + def
+	}
+	base, err := git(ctx, m.Dir, nil, "rev-parse", "--verify", start+"^{commit}")
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s in mirror: %w", start, err)
+	}
+	w.Base = strings.TrimSpace(base)
+
+	slot, lock, err := m.takeSlot()
+	if err != nil {
+		return nil, err
+	}
+	w.Dir, w.lock = slot, lock
+	fail := func(err error) (*Worktree, error) {
+		lock.Close()
+		return nil, err
+	}
+	if isWorktree(slot) {
+		// Recycle: only the files that differ are written.
+		if _, err := git(ctx, slot, nil, "checkout", "--quiet", "--force", "--ignore-other-worktrees", "--no-track", "-B", branch, w.Base); err != nil {
+			return fail(fmt.Errorf("check out %s in %s: %w", branch, slot, err))
+		}
+		if _, err := git(ctx, slot, nil, "clean", "-ffdxq"); err != nil {
+			return fail(fmt.Errorf("clean %s: %w", slot, err))
+		}
+		return w, nil
+	}
+	_ = os.RemoveAll(slot)
+	if _, err := git(ctx, m.Dir, nil, "worktree", "prune"); err != nil {
+		return fail(fmt.Errorf("prune worktrees: %w", err))
+	}
+	if _, err := git(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--force", "--no-track", "-B", branch, slot, w.Base); err != nil {
+		return fail(fmt.Errorf("add worktree %s for %s: %w", slot, branch, err))
+	}
+	return w, nil
+}
+
+// takeSlot locks the first free slot directory under WorkRoot, preferring one
+// that already holds a worktree.
+func (m *Mirror) takeSlot() (string, *os.File, error) {
+	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+		return "", nil, fmt.Errorf("make worktree root: %w", err)
+	}
+	var fallback string
+	var fallbackLock *os.File
+	for i := 0; i < 1024; i++ {
+		dir := filepath.Join(m.WorkRoot, "wt-"+strconv.Itoa(i))
+		f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o640)
+		if err != nil {
+			return "", nil, fmt.Errorf("open slot lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue // in use
+		}
+		if isWorktree(dir) {
+			if fallbackLock != nil {
+				fallbackLock.Close()
+			}
+			return dir, f, nil
+		}
+		if fallbackLock == nil {
+			fallback, fallbackLock = dir, f
+		} else {
+			f.Close()
+		}
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			break // slots are numbered densely: nothing recyclable beyond
+		}
+	}
+	if fallbackLock == nil {
+		return "", nil, errors.New("no free worktree slot")
+	}
+	return fallback, fallbackLock, nil
+}
+
+func isWorktree(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, ".git"))
+	return err == nil && !st.IsDir()
+}
+
+// Release cleans the worktree for the next job (every change and untracked
+// file dropped, the branch deleted from the mirror) and frees its slot. The
+// branch must have been pushed by then if its work is to survive.
+func (w *Worktree) Release(ctx context.Context) error {
+	if w.lock == nil {
+		return nil
+	}
+	defer func() { w.lock.Close(); w.lock = nil }()
+	var errs []error
+	if _, err := git(ctx, w.Dir, nil, "checkout", "--quiet", "--force", "--detach"); err != nil {
+		errs = append(errs, fmt.Errorf("detach %s: %w", w.Dir, err))
+	}
+	if _, err := git(ctx, w.Dir, nil, "clean", "-ffdxq"); err != nil {
+		errs = append(errs, fmt.Errorf("clean %s: %w", w.Dir, err))
+	}
+	w.m.mu.Lock()
+	_, err := git(ctx, w.m.Dir, nil, "branch", "--quiet", "-D", w.Branch)
+	w.m.mu.Unlock()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("delete branch %s: %w", w.Branch, err))
+	}
+	if len(errs) > 0 {
+		// A slot that could not be cleaned is removed instead.
+		_ = os.RemoveAll(w.Dir)
+	}
+	return errors.Join(errs...)
+}
+
+// Remove deletes the worktree outright and frees its slot.
+func (w *Worktree) Remove(ctx context.Context) error {
+	if w.lock == nil {
+		return nil
+	}
+	defer func() { w.lock.Close(); w.lock = nil }()
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if _, err := git(ctx, w.m.Dir, nil, "worktree", "remove", "--force", w.Dir); err != nil {
+		_ = os.RemoveAll(w.Dir)
+		return fmt.Errorf("remove worktree %s: %w", w.Dir, err)
+	}
+	_, _ = git(ctx, w.m.Dir, nil, "branch", "--quiet", "-D", w.Branch)
+	return nil
+}
+
+// flock takes an exclusive lock on path, waiting (with the context) while
+// another process holds it.
+func flock(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// git runs git with an argument vector and a minimal environment.
+func git(ctx context.Context, dir string, env []string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"LC_ALL=C",
+	}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errb.String())
+		if len(msg) > 2000 {
+			msg = msg[:2000] + "…"
+		}
+		return out.String(), fmt.Errorf("git %s: %w: %s", args[0], err, msg)
+	}
+	return out.String(), nil
+}
+
+// Git runs git in dir with an argument vector and a minimal environment plus
+// env, returning its standard output. Workflows use it for quick queries; long
+// or logged steps go through proc.
+func Git(ctx context.Context, dir string, env []string, args ...string) (string, error) {
+	return git(ctx, dir, env, args...)
+}

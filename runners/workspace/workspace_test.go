@@ -1,0 +1,139 @@
+package workspace_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nvidia/adbot/runners/workspace"
+)
+
+func run(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// remote makes a bare repository with one commit on main, standing for GitHub.
+func remote(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "remote.git")
+	run(t, dir, "git", "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	src := filepath.Join(dir, "src")
+	run(t, dir, "git", "clone", "--quiet", bare, src)
+	os.WriteFile(filepath.Join(src, "README.md"), []byte("hello\n"), 0o644)
+	run(t, src, "git", "checkout", "--quiet", "-b", "main")
+	run(t, src, "git", "add", ".")
+	run(t, src, "git", "commit", "--quiet", "-m", "first")
+	run(t, src, "git", "push", "--quiet", "origin", "main")
+	return bare
+}
+
+func TestMirrorWorktrees(t *testing.T) {
+	ctx := context.Background()
+	bare := remote(t)
+	data := t.TempDir()
+	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ensure(ctx); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	a, err := m.Add(ctx, "adbot/a-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Add(ctx, "adbot/b-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Dir == b.Dir {
+		t.Fatalf("two jobs share %s", a.Dir)
+	}
+	if a.Resumed {
+		t.Errorf("new branch reported as resumed")
+	}
+	if got := run(t, a.Dir, "git", "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/a-1" {
+		t.Errorf("branch = %q", got)
+	}
+	// Job a leaves a change and an untracked file, pushes its branch, ends.
+	os.WriteFile(filepath.Join(a.Dir, "README.md"), []byte("changed\n"), 0o644)
+	os.WriteFile(filepath.Join(a.Dir, "junk.txt"), []byte("x"), 0o644)
+	run(t, a.Dir, "git", "commit", "--quiet", "-am", "work")
+	pushed := run(t, a.Dir, "git", "rev-parse", "HEAD")
+	run(t, a.Dir, "git", "push", "--quiet", "origin", "HEAD:refs/heads/adbot/a-1")
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Job c recycles a's slot and finds it clean, on main.
+	c, err := m.Add(ctx, "adbot/c-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dir != a.Dir {
+		t.Errorf("slot not recycled: %s, want %s", c.Dir, a.Dir)
+	}
+	if b, _ := os.ReadFile(filepath.Join(c.Dir, "README.md")); string(b) != "hello\n" {
+		t.Errorf("README = %q, want the default branch's", b)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "junk.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("untracked file survived: %v", err)
+	}
+	if err := c.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Job a resumes (another cycle): after a fetch, its worktree starts from the pushed branch.
+	if err := m.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := m.Add(ctx, "adbot/a-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a2.Resumed || a2.Base != pushed {
+		t.Errorf("resumed=%v base=%s, want resumed from %s", a2.Resumed, a2.Base, pushed)
+	}
+	if err := a2.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAddRefusesBelowDiskFloor(t *testing.T) {
+	m := &workspace.Mirror{Dir: t.TempDir(), WorkRoot: t.TempDir(), DiskFloor: 1 << 62}
+	_, err := m.Add(context.Background(), "adbot/x-1")
+	if !errors.Is(err, workspace.ErrLowDisk) || !strings.Contains(err.Error(), "refusing new work") {
+		t.Fatalf("err = %v, want ErrLowDisk saying so", err)
+	}
+}
+
+func TestAddRejectsBadBranch(t *testing.T) {
+	ctx := context.Background()
+	bare := remote(t)
+	data := t.TempDir()
+	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"--upload-pack=x", "a..b", "with space"} {
+		if _, err := m.Add(ctx, b); err == nil {
+			t.Errorf("Add(%q) accepted", b)
+		}
+	}
+}
