@@ -1,17 +1,206 @@
-// Package server wires adbot serve: configuration, HTTP routes, the go-githubapp
-// dispatcher, the embedded or external NATS server, the token broker and the redelivery sweeper.
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
-// ServeCommand runs `adbot serve`.
-func ServeCommand(ctx context.Context, args []string) error { return errors.New("not built yet") }
+// newLogger builds the process logger: JSON lines, or text for people.
+func newLogger(c LoggingConfig, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(c.Level))
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("config: log level %q: %w", c.Level, err)
+	}
+	if c.Text {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
 
-// DevCommand runs `adbot dev`.
-func DevCommand(ctx context.Context, args []string) error { return errors.New("not built yet") }
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
 
-// SendCommand runs `adbot send EVENT FILE`.
-func SendCommand(ctx context.Context, args []string) error { return errors.New("not built yet") }
+// ServeCommand runs `adbot serve [--config FILE]`.
+func ServeCommand(ctx context.Context, args []string) error {
+	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\nEnvironment variables override the file: PORT, ADBOT_DATA_DIR, GITHUB_APP_ID,\nGITHUB_APP_PRIVATE_KEY(_FILE), GITHUB_WEBHOOK_SECRET, GITHUB_V3_API_URL, NATS_URL, NATS_CREDS,\nADBOT_NATS_PORT, ADBOT_NATS_TOKEN, HF_ENDPOINT, HF_TOKEN, ADBOT_TRIGGER_LABEL, ADBOT_LOG_LEVEL.")
+	path := fs.String("config", "", "YAML configuration `file` (optional)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := LoadConfig(*path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Logging, os.Stderr)
+	if err != nil {
+		return err
+	}
+	s, err := New(cfg, WithLogger(log))
+	if err != nil {
+		return err
+	}
+	return s.Run(log.WithContext(ctx))
+}
+
+// DevCommand runs `adbot dev`: the server, the embedded NATS server and a
+// local runner in one process. Without App credentials every GitHub call is
+// printed instead of sent; without a webhook secret one is generated and printed.
+func DevCommand(ctx context.Context, args []string) error {
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+	path := fs.String("config", "", "YAML configuration `file` (optional)")
+	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := LoadConfig(*path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if *port != 0 {
+		cfg.Server.Port = *port
+	}
+	if cfg.NATS.URL == "" && cfg.NATS.Embedded.Host == DefaultNATSHost {
+		cfg.NATS.Embedded.Host = "127.0.0.1"
+	}
+	cfg.Logging.Text = true
+	log, err := newLogger(cfg.Logging, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.GitHub.WebhookSecret == "" {
+		cfg.GitHub.WebhookSecret = randomHex(32)
+		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues payload.json\n\n",
+			cfg.GitHub.WebhookSecret, cfg.Server.Port, WebhookRoute)
+	}
+	opts := []Option{WithLogger(log), WithRun(localRunner())}
+	if !cfg.GitHub.HasApp() {
+		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
+		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str("component", "github-dry-run").Logger()), true))
+		cfg.Sweeper.Disabled = true
+	}
+	s, err := New(cfg, opts...)
+	if err != nil {
+		return err
+	}
+	return s.Run(log.WithContext(ctx))
+}
+
+// SendCommand runs `adbot send [flags] EVENT FILE`: it signs FILE's bytes as
+// GitHub does and posts them to a running server.
+func SendCommand(ctx context.Context, args []string) error {
+	fs := newFlagSet("send", "adbot send [--url URL] [--secret S] [--delivery GUID] EVENT FILE\n\nSigns FILE's bytes exactly (HMAC-SHA256 with the webhook secret) and posts them as a\nGitHub delivery of EVENT (e.g. issues, issue_comment). Prints the status and the body.")
+	url := fs.String("url", "http://localhost:8080"+WebhookRoute, "webhook `URL`")
+	secret := fs.String("secret", os.Getenv("GITHUB_WEBHOOK_SECRET"), "webhook `secret` (default $GITHUB_WEBHOOK_SECRET)")
+	delivery := fs.String("delivery", "", "X-GitHub-Delivery `GUID` (default: a random one)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return errors.New("want EVENT and FILE")
+	}
+	event, file := fs.Arg(0), fs.Arg(1)
+	if *secret == "" {
+		return errors.New("no webhook secret: pass --secret or set GITHUB_WEBHOOK_SECRET")
+	}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read payload: %w", err)
+	}
+	if !json.Valid(body) {
+		return fmt.Errorf("payload %s is not JSON", file)
+	}
+	guid := *delivery
+	if guid == "" {
+		guid = NewDeliveryID()
+	}
+	req, err := NewDeliveryRequest(ctx, *url, *secret, event, guid, body)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("post delivery: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	fmt.Printf("%s (delivery %s)\n", resp.Status, guid)
+	if len(bytes.TrimSpace(out)) > 0 {
+		fmt.Printf("%s\n", bytes.TrimSpace(out))
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Sign returns GitHub's X-Hub-Signature-256 value for body: "sha256=" and the
+// hex HMAC-SHA256 of the exact bytes.
+func Sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// NewDeliveryRequest builds a signed webhook delivery as GitHub sends it.
+func NewDeliveryRequest(ctx context.Context, url, secret, event, guid string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("delivery request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "GitHub-Hookshot/adbot-send")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", guid)
+	req.Header.Set("X-Hub-Signature-256", Sign(secret, body))
+	return req, nil
+}
+
+// NewDeliveryID returns a random GUID like GitHub's X-GitHub-Delivery.
+func NewDeliveryID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
