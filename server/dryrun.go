@@ -87,8 +87,9 @@ func (t *dryRunTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		body = b
 	}
 	ev := t.log.Info().Str("method", r.Method).Str("url", r.URL.String())
-	if len(body) > 0 && json.Valid(body) {
-		ev = ev.RawJSON("body", body)
+	var compact bytes.Buffer
+	if len(bytes.TrimSpace(body)) > 0 && json.Compact(&compact, body) == nil {
+		ev = ev.RawJSON("body", compact.Bytes())
 	} else if len(body) > 0 {
 		ev = ev.Int("body_bytes", len(body))
 	}

@@ -67,7 +67,9 @@ type Server struct {
 	// noWorker keeps the command workers from starting (tests that inspect the command stream).
 	noWorker bool
 
+	// ready is set once the bus is set up, serving once Serve has started everything.
 	ready     atomic.Bool
+	serving   atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -289,6 +291,9 @@ func (s *Server) checkReady(ctx context.Context) error {
 	if !s.ready.Load() || s.res == nil {
 		return errors.New("bus not set up")
 	}
+	if !s.serving.Load() {
+		return errors.New("starting")
+	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats %s", strings.ToLower(st.String()))
 	}
@@ -383,7 +388,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for i, f := range s.extra {
 		g.Go("extra-"+strconv.Itoa(i), func() error { return f(ctx, s) })
 	}
+	s.serving.Store(true)
 	err = g.Wait()
+	s.serving.Store(false)
 	log.Info().Err(err).Msg("adbot server stopped")
 	return err
 }

@@ -100,6 +100,7 @@ func startServer(t testing.TB, cfg Config, adjust func(*Server), opts ...Option)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -111,7 +112,12 @@ func startServer(t testing.TB, cfg Config, adjust func(*Server), opts ...Option)
 			t.Errorf("Serve did not return within 20s of cancel")
 		}
 	})
-	return s, "http://" + ln.Addr().String()
+	// Wait until Serve has started everything (readyz), NATS permitting.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.checkReady(context.Background()) != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return s, base
 }
 
 // withPublishHandler replaces the handlers by publishHandler and keeps the
@@ -361,4 +367,3 @@ func TestServeHTTPDirect(t *testing.T) {
 		t.Errorf("command = %+v, %v", c, err)
 	}
 }
-

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/fakegithub"
+)
+
+func TestTokenBroker(t *testing.T) {
+	gh := fakegithub.New(t)
+	cfg := testConfig(t, gh.URL())
+	s, _ := startServer(t, cfg, func(s *Server) { s.noWorker = true })
+	ctx := context.Background()
+	job := bus.JobKey("NVIDIA", "TensorRT-LLM", 7)
+	if _, err := bus.CreateJob(ctx, s.res.Jobs, &bus.Job{Key: job, Owner: "NVIDIA", Repo: "TensorRT-LLM", Issue: 7, InstallationID: 42, Status: bus.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	lease, _ := json.Marshal(bus.Lease{Runner: "gpu-host-1", Cycle: 1, GPUs: []int{0}, Renewed: time.Now()})
+	if _, err := s.res.Leases.Put(ctx, job, lease); err != nil {
+		t.Fatal(err)
+	}
+	unleased := bus.JobKey("NVIDIA", "TensorRT-LLM", 8)
+	if _, err := bus.CreateJob(ctx, s.res.Jobs, &bus.Job{Key: unleased, Owner: "NVIDIA", Repo: "TensorRT-LLM", Issue: 8, InstallationID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	write := map[string]string{"contents": "write", "pull_requests": "write"}
+
+	tests := []struct {
+		name      string
+		req       bus.TokenRequest
+		wantErr   string // substring of the refusal; "" means granted
+		wantPerms map[string]string
+	}{
+		{"lease holder", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: write}, "", write},
+		{"lease holder, read checks", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: map[string]string{"checks": "read"}}, "", map[string]string{"checks": "read"}},
+		{"another runner", bus.TokenRequest{JobKey: job, Runner: "gpu-host-2", Permissions: write}, "does not hold the lease", nil},
+		{"no lease", bus.TokenRequest{JobKey: unleased, Runner: "gpu-host-1", Permissions: write}, "nobody holds the lease", nil},
+		{"no job", bus.TokenRequest{JobKey: "NVIDIA.TensorRT-LLM.9", Runner: "gpu-host-1", Permissions: write}, "no job", nil},
+		{"no runner", bus.TokenRequest{JobKey: job, Permissions: write}, "names no job or no runner", nil},
+		{"administration", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: map[string]string{"administration": "write"}}, "not grantable", nil},
+		{"admin level", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: map[string]string{"contents": "admin"}}, "not read or write", nil},
+		{"nothing asked", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1"}, "no permissions", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(gh.TokenRequests())
+			b, _ := json.Marshal(tc.req)
+			msg, err := s.nc.Request(bus.TokenSubject, b, 10*time.Second)
+			if err != nil {
+				t.Fatalf("request: %v", err)
+			}
+			var reply bus.TokenReply
+			if err := json.Unmarshal(msg.Data, &reply); err != nil {
+				t.Fatalf("reply %q: %v", msg.Data, err)
+			}
+			minted := gh.TokenRequests()[before:]
+			if tc.wantErr != "" {
+				if reply.Token != "" || !strings.Contains(reply.Error, tc.wantErr) {
+					t.Errorf("reply = %+v, want a refusal containing %q", reply, tc.wantErr)
+				}
+				if len(minted) != 0 {
+					t.Errorf("a refused request minted %d tokens on GitHub", len(minted))
+				}
+				return
+			}
+			if reply.Error != "" || reply.Token == "" || time.Until(reply.Expires) < 50*time.Minute {
+				t.Fatalf("reply = %+v, want a token expiring in about an hour", reply)
+			}
+			if len(minted) != 1 {
+				t.Fatalf("minted %d tokens, want 1", len(minted))
+			}
+			got := minted[0]
+			if got.Token != reply.Token || got.InstallationID != 42 {
+				t.Errorf("token %q for installation %d, want the minted one for 42", reply.Token, got.InstallationID)
+			}
+			if diff := cmp.Diff(got.Repositories, []string{"TensorRT-LLM"}); diff != "" {
+				t.Errorf("token repositories (-got +want):\n%s", diff)
+			}
+			if diff := cmp.Diff(got.Permissions, tc.wantPerms); diff != "" {
+				t.Errorf("token permissions (-got +want):\n%s", diff)
+			}
+		})
+	}
+	// Malformed requests are refused, not dropped.
+	msg, err := s.nc.Request(bus.TokenSubject, []byte("not json"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg.Data), "does not decode") {
+		t.Errorf("reply to garbage = %s", msg.Data)
+	}
+}
+
+func FuzzTokenPermissions(f *testing.F) {
+	f.Add("contents", "write", "issues", "read")
+	f.Add("administration", "write", "", "")
+	f.Add("checks", "admin", "pull_requests", "WRITE")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		asked := map[string]string{k1: v1, k2: v2}
+		p, err := tokenPermissions(asked)
+		if err != nil {
+			return
+		}
+		for k, v := range asked {
+			if !grantable[k] || (v != "read" && v != "write") {
+				t.Fatalf("granted %s:%s", k, v)
+			}
+		}
+		for _, got := range []*string{p.Contents, p.PullRequests, p.Issues, p.Checks} {
+			if got != nil && *got != "read" && *got != "write" {
+				t.Fatalf("granted level %q", *got)
+			}
+		}
+		if p.Administration != nil || p.Workflows != nil || p.Secrets != nil {
+			t.Fatalf("granted a permission outside the allow-list: %+v", p)
+		}
+	})
+}
