@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,12 @@ type Options struct {
 	Memory bool
 	// Replicas is the replication factor on a cluster (1 if zero).
 	Replicas int
+	// CycleAckWait overrides AckWait on the cycle consumers, and LeaseTTL the
+	// lease bucket's TTL (zero: the defaults). Runners read both back from the
+	// bus, so tests that kill runners can have their cycles taken over in
+	// about a second instead of minutes.
+	CycleAckWait time.Duration
+	LeaseTTL     time.Duration
 }
 
 // Ensure creates or updates the stream, consumers and buckets adbot uses.
@@ -67,7 +74,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opt Options) (*Resource
 			Description:   fmt.Sprintf("cycles that need %d GPUs, shared by all runners", n),
 			FilterSubject: CycleSubject(n),
 			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       AckWait,
+			AckWait:       cmp.Or(opt.CycleAckWait, AckWait),
 			MaxDeliver:    MaxDeliver,
 		})
 		if err != nil {
@@ -113,7 +120,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opt Options) (*Resource
 	if r.Jobs, err = kv(JobBucket, "adbot job state", 0, 5); err != nil {
 		return nil, err
 	}
-	if r.Leases, err = kv(LeaseBucket, "which runner works on a job", LeaseTTL, 1); err != nil {
+	if r.Leases, err = kv(LeaseBucket, "which runner works on a job", cmp.Or(opt.LeaseTTL, LeaseTTL), 1); err != nil {
 		return nil, err
 	}
 	if r.Runners, err = kv(RunnerBucket, "runner heartbeats", PresenceTTL, 1); err != nil {
