@@ -94,16 +94,9 @@ func (t *dryRunTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		ev = ev.Int("body_bytes", len(body))
 	}
 	ev.Msg("github call (dry run, not sent)")
-	status, resp := t.answer(r.Method, r.URL.Path, body)
-	var out []byte
-	if resp != nil {
-		out, _ = json.Marshal(resp)
-	}
+	status, out := t.respond(r.Method, r.URL.Path, body)
 	h := http.Header{}
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-RateLimit-Limit", "5000")
-	h.Set("X-RateLimit-Remaining", "4999")
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	cannedHeaders(h)
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		StatusCode:    status,
@@ -115,6 +108,40 @@ func (t *dryRunTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		ContentLength: int64(len(out)),
 		Request:       r,
 	}, nil
+}
+
+func (t *dryRunTransport) respond(method, p string, body []byte) (int, []byte) {
+	status, resp := t.answer(method, p, body)
+	var out []byte
+	if resp != nil {
+		out, _ = json.Marshal(resp)
+	}
+	return status, out
+}
+
+func cannedHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-RateLimit-Limit", "5000")
+	h.Set("X-RateLimit-Remaining", "4999")
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+}
+
+// CannedGitHub serves the dry-run clients' canned answers over HTTP, logging
+// nothing: a loopback stand-in for GitHub in benchmarks and demos. It checks
+// nothing either; tests use internal/fakegithub.
+func CannedGitHub() http.Handler {
+	t := &dryRunTransport{log: zerolog.Nop()}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		status, out := t.respond(r.Method, r.URL.Path, body)
+		cannedHeaders(w.Header())
+		w.WriteHeader(status)
+		_, _ = w.Write(out)
+	})
 }
 
 // answer makes up a plausible response for a request.
@@ -130,6 +157,8 @@ func (t *dryRunTransport) answer(method, p string, body []byte) (int, any) {
 	switch method {
 	case http.MethodGet:
 		switch {
+		case p == "/app":
+			return http.StatusOK, map[string]any{"id": 1, "slug": "adbot", "name": "adbot", "owner": map[string]any{"login": "adbot"}}
 		case len(parts) == 6 && parts[0] == "repos" && parts[3] == "collaborators" && parts[5] == "permission":
 			return http.StatusOK, map[string]any{"permission": "write", "role_name": "write", "user": map[string]any{"login": parts[4]}}
 		case len(parts) == 3 && parts[0] == "repos":

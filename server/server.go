@@ -64,6 +64,8 @@ type Server struct {
 	handlers []githubapp.EventHandler
 	// extra are run with the server, owned by Serve (the dev runner).
 	extra []func(context.Context, *Server) error
+	// middleware wraps the routes, outermost last.
+	middleware []func(http.Handler) http.Handler
 	// noWorker keeps the command workers from starting (tests that inspect the command stream).
 	noWorker bool
 
@@ -79,6 +81,15 @@ type Option func(*Server)
 // WithClientCreator replaces the GitHub client creator (adbot dev without App credentials).
 func WithClientCreator(cc githubapp.ClientCreator, dryRun bool) Option {
 	return func(s *Server) { s.clients, s.dryRun = cc, dryRun }
+}
+
+// WithoutWorker keeps the command workers from starting: commands stay on
+// the stream (benchmarks of the intake alone, tests of the stream).
+func WithoutWorker() Option { return func(s *Server) { s.noWorker = true } }
+
+// WithMiddleware wraps every route in mw (instrumentation in benchmarks).
+func WithMiddleware(mw func(http.Handler) http.Handler) Option {
+	return func(s *Server) { s.middleware = append(s.middleware, mw) }
 }
 
 // WithLogger sets the logger for what happens outside a request or Run's context.
@@ -273,7 +284,11 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+ReadyRoute, s.readyz)
 	mux.Handle("GET "+MetricsRoute, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	return mux
+	var h http.Handler = mux
+	for _, mw := range s.middleware {
+		h = mw(h)
+	}
+	return h
 }
 
 // readyz answers 200 only when NATS is connected and the command stream answers.
