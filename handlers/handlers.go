@@ -1,0 +1,211 @@
+// Package handlers turns GitHub webhook events into adbot commands.
+//
+// Each file handles one event (issues.go, issue_comment.go, ...). A handler
+// decodes the payload, returns early with a debug line saying why for what it
+// ignores (the App's own events, other bots, [AGENT] comments, remarks on
+// issues and pull requests that hold no job, unhandled actions), and publishes
+// a bus.Command on bus.CommandSubject with Nats-Msg-Id = the delivery id, so a
+// delivery that arrives twice is one command. Nothing slow happens here: no
+// GitHub or Hub call, no authorization (the command worker in jobs/ does that
+// first); only a read of the job bucket to tell a job's pull request from any
+// other.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/jobs"
+)
+
+// DefaultTriggerLabel is the label that asks for onboarding (ADBOT_TRIGGER_LABEL).
+const DefaultTriggerLabel = "ad-onboard"
+
+// Log keys this package adds.
+const (
+	// LogKeyIgnored holds why an event was ignored.
+	LogKeyIgnored = "ignored"
+	// LogKeyCommand holds the kind of command an event became.
+	LogKeyCommand = "command"
+)
+
+// Why an event was ignored: the value of LogKeyIgnored.
+const (
+	ReasonOwnEvent     = "the App's own event"
+	ReasonOtherBot     = "sent by a bot"
+	ReasonAgentComment = "comment written by the bot ([AGENT])"
+	ReasonAction       = "action not handled"
+	ReasonNoCommand    = "no onboard command in the issue"
+	ReasonUnchanged    = "edit did not change the onboard command"
+	ReasonOtherLabel   = "not the trigger label"
+	ReasonNoJob        = "no job on this issue or pull request"
+	ReasonIssueRemark  = "remark on a job's issue: feedback is taken on its pull request"
+	ReasonEmptyReview  = "review without a body: its comments arrive as their own events"
+	ReasonInstallation = "installation events carry no command"
+	ReasonNoRepository = "no repository in the payload"
+)
+
+// ErrNotQueued marks a command that could not be published: the delivery
+// must fail (the server answers 503) so that it is delivered again.
+var ErrNotQueued = errors.New("command not queued")
+
+// Publisher publishes to JetStream; jetstream.JetStream satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Deps is what the handlers need.
+type Deps struct {
+	// Publisher takes the commands (bus.Resources.JS).
+	Publisher Publisher
+	// Jobs is the job bucket (bus.Resources.Jobs), read to find a job's pull request.
+	Jobs jobs.JobReader
+	// TriggerLabel asks for onboarding when added to an issue (DefaultTriggerLabel if empty).
+	TriggerLabel string
+	// AppID and BotLogin ("<slug>[bot]") identify the App's own events.
+	AppID    int64
+	BotLogin string
+	// Now stamps commands (time.Now if nil).
+	Now func() time.Time
+}
+
+// FromResources fills Publisher and Jobs from r.
+func (d Deps) FromResources(r *bus.Resources) Deps {
+	d.Publisher, d.Jobs = r.JS, r.Jobs
+	return d
+}
+
+// New returns one handler per event adbot listens to, for go-githubapp's dispatcher.
+func New(d Deps) []githubapp.EventHandler {
+	if d.TriggerLabel == "" {
+		d.TriggerLabel = DefaultTriggerLabel
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	b := &base{d}
+	return []githubapp.EventHandler{
+		&Issues{b},
+		&IssueComment{b},
+		&PullRequestReview{b},
+		&PullRequestReviewComment{b},
+		&PullRequest{b},
+		&Installation{b},
+	}
+}
+
+// base holds what every handler shares.
+type base struct{ Deps }
+
+// ignore logs why an event needs nothing and returns nil.
+func ignore(ctx context.Context, reason string) error {
+	zerolog.Ctx(ctx).Debug().Str(LogKeyIgnored, reason).Msg("Ignoring event")
+	return nil
+}
+
+// sender classifies who caused an event: "" for a person, else a reason to ignore it.
+func (b *base) sender(u *github.User, viaApp *appRef) string {
+	if viaApp != nil && viaApp.ID != 0 && viaApp.ID == b.AppID {
+		return ReasonOwnEvent
+	}
+	if !strings.EqualFold(u.GetType(), "Bot") {
+		return ""
+	}
+	if b.BotLogin != "" && strings.EqualFold(u.GetLogin(), b.BotLogin) {
+		return ReasonOwnEvent
+	}
+	return ReasonOtherBot
+}
+
+// appRef is the part of performed_via_github_app adbot reads (go-github v62
+// does not decode it on comments).
+type appRef struct {
+	ID   int64  `json:"id"`
+	Slug string `json:"slug"`
+}
+
+// viaApp reads <object>.performed_via_github_app from a payload.
+func viaApp(payload []byte, object string) *appRef {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(payload, &p) != nil {
+		return nil
+	}
+	var o struct {
+		Via *appRef `json:"performed_via_github_app"`
+	}
+	if json.Unmarshal(p[object], &o) != nil {
+		return nil
+	}
+	return o.Via
+}
+
+// job returns the job number belongs to, or nil when there is none.
+func (b *base) job(ctx context.Context, owner, repo string, number int, isPR bool) (*bus.Job, error) {
+	j, err := jobs.Find(ctx, b.Jobs, owner, repo, number, isPR)
+	if errors.Is(err, bus.ErrNoJob) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotQueued, err)
+	}
+	return j, nil
+}
+
+// newCommand fills what every command carries.
+func (b *base) newCommand(kind bus.CommandKind, event, deliveryID string, installation int64, repo *github.Repository, number int, isPR bool, actor *github.User, assoc string) bus.Command {
+	return bus.Command{
+		Kind:             kind,
+		DeliveryID:       deliveryID,
+		Event:            event,
+		InstallationID:   installation,
+		Owner:            repo.GetOwner().GetLogin(),
+		Repo:             repo.GetName(),
+		Issue:            number,
+		IsPR:             isPR,
+		Actor:            actor.GetLogin(),
+		ActorAssociation: assoc,
+		Received:         b.Now().UTC(),
+	}
+}
+
+// publish puts c on the command stream, de-duplicated by its delivery id.
+func (b *base) publish(ctx context.Context, c bus.Command) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode %s command: %w", c.Kind, err)
+	}
+	var opts []jetstream.PublishOpt
+	if c.DeliveryID != "" {
+		opts = append(opts, jetstream.WithMsgID(c.DeliveryID))
+	}
+	ack, err := b.Publisher.Publish(ctx, bus.CommandSubject, data, opts...)
+	if err != nil {
+		return fmt.Errorf("publish %s command of delivery %s: %w: %w", c.Kind, c.DeliveryID, ErrNotQueued, err)
+	}
+	zerolog.Ctx(ctx).Info().Str(LogKeyCommand, string(c.Kind)).Bool("duplicate", ack.Duplicate).
+		Str("actor", c.Actor).Int("number", c.Issue).Msg("Queued command")
+	return nil
+}
+
+// decode unmarshals payload into v, naming the event on failure.
+func decode(event string, payload []byte, v any) error {
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("decode %s payload: %w", event, err)
+	}
+	return nil
+}
+
+// repoOK reports whether the payload named a repository.
+func repoOK(r *github.Repository) bool {
+	return r.GetName() != "" && r.GetOwner().GetLogin() != ""
+}

@@ -1,0 +1,86 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/nvidia/adbot/bus"
+)
+
+// IssueComment turns issue_comment.created into commands: "/onboard
+// proceed|cancel|retry|status|help" anywhere, "/onboard <model-id>" on an
+// issue, a closing phrase on a job's issue or pull request (end), and any
+// other remark on a job's pull request (feedback).
+type IssueComment struct{ *base }
+
+// Handles implements githubapp.EventHandler.
+func (h *IssueComment) Handles() []string { return []string{"issue_comment"} }
+
+// Handle implements githubapp.EventHandler.
+func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
+	var e github.IssueCommentEvent
+	if err := decode(eventType, payload, &e); err != nil {
+		return err
+	}
+	ctx, _ = githubapp.PrepareRepoContext(ctx, e.GetInstallation().GetID(), e.GetRepo())
+	if !repoOK(e.GetRepo()) {
+		return ignore(ctx, ReasonNoRepository)
+	}
+	if e.GetAction() != "created" {
+		return ignore(ctx, ReasonAction)
+	}
+	comment := e.GetComment()
+	if why := h.sender(e.GetSender(), viaApp(payload, "comment")); why != "" {
+		return ignore(ctx, why)
+	}
+	if IsAgentComment(comment.GetBody()) {
+		return ignore(ctx, ReasonAgentComment)
+	}
+	issue := e.GetIssue()
+	isPR := issue.IsPullRequest()
+	p := ParseComment(comment.GetBody())
+	if p.Kind == bus.CmdOnboard && isPR {
+		p = Parsed{Kind: bus.CmdHelp, Unknown: clip(p.ModelID, 40)}
+	}
+	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
+	c := h.newCommand(p.Kind, "issue_comment.created", deliveryID, e.GetInstallation().GetID(),
+		e.GetRepo(), issue.GetNumber(), isPR, e.GetSender(), comment.GetAuthorAssociation())
+	c.CommentID = comment.GetID()
+	switch p.Kind {
+	case bus.CmdOnboard:
+		c.ModelID = p.ModelID
+		return h.publish(ctx, c)
+	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+		// Commands go to the worker even without a job: it answers.
+		c.Reason = p.Unknown
+		return h.publish(ctx, c)
+	}
+	j, err := h.job(ctx, owner, repo, issue.GetNumber(), isPR)
+	if err != nil {
+		return err
+	}
+	if j == nil {
+		return ignore(ctx, ReasonNoJob)
+	}
+	if p.Kind == bus.CmdEnd {
+		c.Reason = "comment"
+		return h.publish(ctx, c)
+	}
+	if !isPR {
+		return ignore(ctx, ReasonIssueRemark)
+	}
+	c.Kind = bus.CmdFeedback
+	c.Feedback = []bus.Feedback{{
+		Source:     "issue_comment",
+		ID:         comment.GetID(),
+		Author:     comment.GetUser().GetLogin(),
+		Body:       comment.GetBody(),
+		URL:        comment.GetHTMLURL(),
+		DeliveryID: deliveryID,
+	}}
+	return h.publish(ctx, c)
+}
+
+var _ githubapp.EventHandler = (*IssueComment)(nil)

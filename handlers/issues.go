@@ -1,0 +1,83 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/nvidia/adbot/bus"
+)
+
+// Issues turns issues.opened / edited ("onboard <model-id>" in the title or
+// first body line) and issues.labeled (the trigger label, model id in the
+// title) into onboard commands.
+type Issues struct{ *base }
+
+// Handles implements githubapp.EventHandler.
+func (h *Issues) Handles() []string { return []string{"issues"} }
+
+// Handle implements githubapp.EventHandler.
+func (h *Issues) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
+	var e github.IssuesEvent
+	if err := decode(eventType, payload, &e); err != nil {
+		return err
+	}
+	ctx, _ = githubapp.PrepareRepoContext(ctx, e.GetInstallation().GetID(), e.GetRepo())
+	if !repoOK(e.GetRepo()) {
+		return ignore(ctx, ReasonNoRepository)
+	}
+	if why := h.sender(e.GetSender(), viaApp(payload, "issue")); why != "" {
+		return ignore(ctx, why)
+	}
+	issue := e.GetIssue()
+	var model string
+	switch e.GetAction() {
+	case "opened":
+		id, ok := ParseIssue(issue.GetTitle(), issue.GetBody())
+		if !ok {
+			return ignore(ctx, ReasonNoCommand)
+		}
+		model = id
+	case "edited":
+		id, ok := ParseIssue(issue.GetTitle(), issue.GetBody())
+		if !ok {
+			return ignore(ctx, ReasonNoCommand)
+		}
+		// The edit must have changed the command: fixing a typo elsewhere in
+		// an issue that already asked for this model is no new request.
+		oldTitle, oldBody := issue.GetTitle(), issue.GetBody()
+		if c := e.GetChanges(); c != nil {
+			if c.GetTitle() != nil && c.GetTitle().From != nil {
+				oldTitle = c.GetTitle().GetFrom()
+			}
+			if c.GetBody() != nil && c.GetBody().From != nil {
+				oldBody = c.GetBody().GetFrom()
+			}
+		}
+		if was, ok := ParseIssue(oldTitle, oldBody); ok && was == id {
+			return ignore(ctx, ReasonUnchanged)
+		}
+		model = id
+	case "labeled":
+		if !strings.EqualFold(e.GetLabel().GetName(), h.TriggerLabel) {
+			return ignore(ctx, ReasonOtherLabel)
+		}
+		// A title that names no model gives an empty id: after authorizing
+		// the labeler, the worker replies what the title should hold.
+		model, _ = ParseLabeledTitle(issue.GetTitle())
+	default:
+		return ignore(ctx, ReasonAction)
+	}
+	assoc := ""
+	if strings.EqualFold(issue.GetUser().GetLogin(), e.GetSender().GetLogin()) {
+		assoc = issue.GetAuthorAssociation()
+	}
+	c := h.newCommand(bus.CmdOnboard, "issues."+e.GetAction(), deliveryID, e.GetInstallation().GetID(),
+		e.GetRepo(), issue.GetNumber(), false, e.GetSender(), assoc)
+	c.ModelID = model
+	return h.publish(ctx, c)
+}
+
+var _ githubapp.EventHandler = (*Issues)(nil)

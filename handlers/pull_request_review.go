@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/nvidia/adbot/bus"
+)
+
+// PullRequestReview turns a review submitted on a job's pull request into
+// end (approved: the worker checks that CommitSHA is the head it last tested)
+// or feedback (changes_requested, commented: the review body; its line
+// comments arrive as pull_request_review_comment events, and the worker lets
+// a burst of feedback settle so a review and its comments make one cycle).
+type PullRequestReview struct{ *base }
+
+// Handles implements githubapp.EventHandler.
+func (h *PullRequestReview) Handles() []string { return []string{"pull_request_review"} }
+
+// Handle implements githubapp.EventHandler.
+func (h *PullRequestReview) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
+	var e github.PullRequestReviewEvent
+	if err := decode(eventType, payload, &e); err != nil {
+		return err
+	}
+	pr := e.GetPullRequest()
+	ctx, _ = githubapp.PreparePRContext(ctx, e.GetInstallation().GetID(), e.GetRepo(), pr.GetNumber())
+	if !repoOK(e.GetRepo()) {
+		return ignore(ctx, ReasonNoRepository)
+	}
+	if e.GetAction() != "submitted" {
+		return ignore(ctx, ReasonAction)
+	}
+	review := e.GetReview()
+	if why := h.sender(e.GetSender(), nil); why != "" {
+		return ignore(ctx, why)
+	}
+	if IsAgentComment(review.GetBody()) {
+		return ignore(ctx, ReasonAgentComment)
+	}
+	state := strings.ToLower(review.GetState())
+	body := strings.TrimSpace(review.GetBody())
+	p := ParseComment(body)
+	switch state {
+	case "approved", "changes_requested", "commented":
+	default:
+		return ignore(ctx, ReasonAction)
+	}
+	if state == "commented" && body == "" {
+		return ignore(ctx, ReasonEmptyReview)
+	}
+	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
+	c := h.newCommand(bus.CmdFeedback, "pull_request_review.submitted", deliveryID, e.GetInstallation().GetID(),
+		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), review.GetAuthorAssociation())
+	switch p.Kind {
+	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+		c.Kind, c.Reason = p.Kind, p.Unknown
+		return h.publish(ctx, c)
+	}
+	j, err := h.job(ctx, owner, repo, pr.GetNumber(), true)
+	if err != nil {
+		return err
+	}
+	if j == nil {
+		return ignore(ctx, ReasonNoJob)
+	}
+	if state == "approved" {
+		c.Kind, c.Reason, c.CommitSHA = bus.CmdEnd, "approved", review.GetCommitID()
+		return h.publish(ctx, c)
+	}
+	if state == "commented" && p.Kind == bus.CmdEnd {
+		// A closing phrase as a comment review ends the job like the same
+		// phrase as a comment would.
+		c.Kind, c.Reason = bus.CmdEnd, "comment"
+		return h.publish(ctx, c)
+	}
+	if body == "" {
+		body = "Changes requested (see the review's comments)."
+	}
+	c.Feedback = []bus.Feedback{{
+		Source:     "review",
+		ID:         review.GetID(),
+		Author:     review.GetUser().GetLogin(),
+		Body:       body,
+		URL:        review.GetHTMLURL(),
+		DeliveryID: deliveryID,
+	}}
+	return h.publish(ctx, c)
+}
+
+var _ githubapp.EventHandler = (*PullRequestReview)(nil)

@@ -1,0 +1,77 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/palantir/go-githubapp/githubapp"
+
+	"github.com/nvidia/adbot/bus"
+)
+
+// PullRequestReviewComment turns a line comment on a job's pull request into
+// feedback (with its file and line), or into the command it holds.
+type PullRequestReviewComment struct{ *base }
+
+// Handles implements githubapp.EventHandler.
+func (h *PullRequestReviewComment) Handles() []string {
+	return []string{"pull_request_review_comment"}
+}
+
+// Handle implements githubapp.EventHandler.
+func (h *PullRequestReviewComment) Handle(ctx context.Context, eventType, deliveryID string, payload []byte) error {
+	var e github.PullRequestReviewCommentEvent
+	if err := decode(eventType, payload, &e); err != nil {
+		return err
+	}
+	pr := e.GetPullRequest()
+	ctx, _ = githubapp.PreparePRContext(ctx, e.GetInstallation().GetID(), e.GetRepo(), pr.GetNumber())
+	if !repoOK(e.GetRepo()) {
+		return ignore(ctx, ReasonNoRepository)
+	}
+	if e.GetAction() != "created" {
+		return ignore(ctx, ReasonAction)
+	}
+	comment := e.GetComment()
+	if why := h.sender(e.GetSender(), viaApp(payload, "comment")); why != "" {
+		return ignore(ctx, why)
+	}
+	if IsAgentComment(comment.GetBody()) {
+		return ignore(ctx, ReasonAgentComment)
+	}
+	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
+	c := h.newCommand(bus.CmdFeedback, "pull_request_review_comment.created", deliveryID, e.GetInstallation().GetID(),
+		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), comment.GetAuthorAssociation())
+	p := ParseComment(comment.GetBody())
+	switch p.Kind {
+	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+		c.Kind, c.Reason = p.Kind, p.Unknown
+		return h.publish(ctx, c)
+	}
+	j, err := h.job(ctx, owner, repo, pr.GetNumber(), true)
+	if err != nil {
+		return err
+	}
+	if j == nil {
+		return ignore(ctx, ReasonNoJob)
+	}
+	// A closing phrase on a line of the diff is a remark about that line, not
+	// the end of the job: it stays feedback.
+	line := comment.GetLine()
+	if line == 0 {
+		line = comment.GetOriginalLine()
+	}
+	c.Feedback = []bus.Feedback{{
+		Source:     "review_comment",
+		ID:         comment.GetID(),
+		Author:     comment.GetUser().GetLogin(),
+		Body:       comment.GetBody(),
+		Path:       comment.GetPath(),
+		Line:       line,
+		URL:        comment.GetHTMLURL(),
+		DeliveryID: deliveryID,
+	}}
+	return h.publish(ctx, c)
+}
+
+var _ githubapp.EventHandler = (*PullRequestReviewComment)(nil)
