@@ -31,14 +31,14 @@ type Message struct {
 	ParentToolUseID string `json:"parent_tool_use_id"`
 
 	// Result fields.
-	IsError        bool     `json:"is_error"`
-	NumTurns       int      `json:"num_turns"`
-	TotalCostUSD   float64  `json:"total_cost_usd"`
-	DurationMS     int64    `json:"duration_ms"`
-	Result         *string  `json:"result"`
+	IsError        bool            `json:"is_error"`
+	NumTurns       int             `json:"num_turns"`
+	TotalCostUSD   float64         `json:"total_cost_usd"`
+	DurationMS     int64           `json:"duration_ms"`
+	Result         *string         `json:"result"`
 	Errors         json.RawMessage `json:"errors"`
-	APIErrorStatus *int     `json:"api_error_status"`
-	StopReason     string   `json:"stop_reason"`
+	APIErrorStatus *int            `json:"api_error_status"`
+	StopReason     string          `json:"stop_reason"`
 
 	// Raw is the line as read.
 	Raw json.RawMessage `json:"-"`
