@@ -46,6 +46,9 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	// DefaultMetricsAddress serves /metrics apart from the public port, where
+	// only the platform's scraper reaches it (fly.toml [metrics]).
+	DefaultMetricsAddress = ":9091"
 	// DefaultShutdownTimeout is how long in-flight requests get to finish on shutdown.
 	DefaultShutdownTimeout = 15 * time.Second
 
@@ -101,6 +104,10 @@ type HTTPConfig struct {
 	Address string `yaml:"address"`
 	// Port is the HTTP port (PORT).
 	Port int `yaml:"port"`
+	// MetricsAddress is host:port of the separate /metrics listener
+	// (ADBOT_METRICS_ADDRESS); "off" serves no metrics. It is never the
+	// public port: metrics are an internal endpoint.
+	MetricsAddress string `yaml:"metrics_address"`
 	// MaxBodyBytes bounds a webhook body; larger ones get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// IntakeTimeout bounds the handling of one webhook request.
@@ -206,6 +213,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Server.Port == 0 {
 		c.Server.Port = DefaultPort
+	}
+	if c.Server.MetricsAddress == "" {
+		c.Server.MetricsAddress = DefaultMetricsAddress
 	}
 	if c.Server.MaxBodyBytes == 0 {
 		c.Server.MaxBodyBytes = DefaultMaxBodyBytes
@@ -344,6 +354,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	str("HF_TOKEN", &c.Hub.Token)
 	str("ADBOT_TRIGGER_LABEL", &c.TriggerLabel)
 	str("ADBOT_LOG_LEVEL", &c.Logging.Level)
+	str("ADBOT_METRICS_ADDRESS", &c.Server.MetricsAddress)
 	return nil
 }
 
@@ -408,6 +419,13 @@ func (c *Config) Validate(requireApp bool) error {
 	}
 	if requireApp && c.GitHub.WebhookSecret == "" {
 		bad("GITHUB_WEBHOOK_SECRET is required: unsigned deliveries are never accepted")
+	}
+	if c.Server.MetricsAddress != "off" {
+		if host, p, err := net.SplitHostPort(c.Server.MetricsAddress); err != nil {
+			bad("metrics address %q is not host:port or off", c.Server.MetricsAddress)
+		} else if p == strconv.Itoa(c.Server.Port) && (host == "" || host == c.Server.Address) {
+			bad("metrics address %q is the public port: metrics must be served apart", c.Server.MetricsAddress)
+		}
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		bad("max body bytes %d is not positive", c.Server.MaxBodyBytes)

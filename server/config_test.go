@@ -79,6 +79,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "creds without url", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "NATS_CREDS": keyFile}, wantErr: "NATS_CREDS is set without NATS_URL"},
 		{name: "creds file missing", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "NATS_URL": "nats://n:4222", "NATS_CREDS": "/nonexistent.creds"}, wantErr: "NATS credentials file"},
 		{name: "sweep window too long", yaml: "sweeper:\n  window: 96h\n", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "sweeper window"},
+		{name: "metrics on the public port", yaml: "server:\n  metrics_address: \":8080\"\n", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "metrics must be served apart"},
+		{name: "metrics address not host:port", env: map[string]string{"ADBOT_METRICS_ADDRESS": "9091", "GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "metrics address"},
 		{name: "several errors at once", yaml: "server:\n  port: -5\nnats:\n  replicas: 9\n", env: map[string]string{"GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "server port -5 is not in 1-65535\nNATS replicas 9"},
 	}
 	for _, tc := range tests {

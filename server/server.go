@@ -176,7 +176,9 @@ func (s *Server) startBus() error {
 		// webhook answers 503 and the sweeper brings the delivery back.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			s.log.Warn().Err(err).Msg("nats disconnected")
+			if err != nil {
+				s.log.Warn().Err(err).Msg("nats disconnected")
+			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -283,12 +285,18 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET "+ReadyRoute, s.readyz)
-	mux.Handle("GET "+MetricsRoute, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	var h http.Handler = mux
 	for _, mw := range s.middleware {
 		h = mw(h)
 	}
 	return h
+}
+
+// MetricsHandler serves /metrics (Prometheus text), for the separate metrics listener.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+MetricsRoute, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	return mux
 }
 
 // readyz answers 200 only when NATS is connected and the command stream answers.
@@ -370,6 +378,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
+
+	if addr := s.cfg.Server.MetricsAddress; addr != "off" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			g.Stop()
+			_ = g.Wait()
+			_ = ln.Close()
+			return fmt.Errorf("metrics listener on %s: %w", addr, err)
+		}
+		ms := &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout, WriteTimeout: s.cfg.Server.WriteTimeout}
+		g.Go("metrics", func() error {
+			if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+		g.Go("metrics-shutdown", func() error {
+			<-ctx.Done()
+			return ms.Close()
+		})
+	}
 
 	sub, err := s.startTokenBroker(ctx)
 	if err != nil {

@@ -56,6 +56,7 @@ func testConfig(t testing.TB, githubURL string) Config {
 	c.GitHub.WebhookSecret = randomHex(16)
 	c.GitHub.V3APIURL = githubURL
 	c.Sweeper.Disabled = true
+	c.Server.MetricsAddress = "off"
 	c.Hub.Endpoint = "http://127.0.0.1:1"
 	return c
 }
@@ -176,6 +177,14 @@ func get(t testing.TB, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// getMetrics scrapes the server's metrics handler.
+func getMetrics(t testing.TB, s *Server) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, MetricsRoute, nil))
+	return rec.Code, rec.Body.String()
+}
+
 func TestWebhookOutcomes(t *testing.T) {
 	gh := fakegithub.New(t)
 	cfg := testConfig(t, gh.URL())
@@ -259,7 +268,7 @@ func TestNATSDownAnswers503AndNotReady(t *testing.T) {
 	if status, _ := get(t, base+HealthRoute); status != http.StatusOK {
 		t.Errorf("healthz with NATS down = %d, want 200: the process is alive", status)
 	}
-	_, metrics := get(t, base+MetricsRoute)
+	_, metrics := getMetrics(t, s)
 	for _, want := range []string{
 		`adbot_webhook_deliveries_total{event="issues",outcome="unavailable"} 1`,
 		`adbot_webhook_unavailable_total 1`,
@@ -273,11 +282,14 @@ func TestNATSDownAnswers503AndNotReady(t *testing.T) {
 func TestMetricsExposed(t *testing.T) {
 	gh := fakegithub.New(t)
 	cfg := testConfig(t, gh.URL())
-	_, base := startServer(t, cfg, withPublishHandler)
+	s, base := startServer(t, cfg, withPublishHandler)
 	body := []byte(`{"action":"opened"}`)
 	post(t, base+WebhookRoute, signed(cfg.GitHub.WebhookSecret, "issues", "m-1", body), body)
 	post(t, base+WebhookRoute, signed("wrong", "issues", "m-2", body), body)
-	status, text := get(t, base+MetricsRoute)
+	if status, _ := get(t, base+MetricsRoute); status != http.StatusNotFound {
+		t.Errorf("public port serves %s: %d, want 404 (metrics are internal)", MetricsRoute, status)
+	}
+	status, text := getMetrics(t, s)
 	if status != http.StatusOK {
 		t.Fatalf("metrics = %d", status)
 	}
@@ -296,7 +308,14 @@ func TestMetricsExposed(t *testing.T) {
 
 func TestShutdownOnCancel(t *testing.T) {
 	gh := fakegithub.New(t)
-	s, err := New(testConfig(t, gh.URL()))
+	cfg := testConfig(t, gh.URL())
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.MetricsAddress = mln.Addr().String()
+	mln.Close()
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +329,9 @@ func TestShutdownOnCancel(t *testing.T) {
 	go func() { done <- s.Serve(ctx, ln) }()
 	if status, _ := get(t, "http://"+ln.Addr().String()+HealthRoute); status != http.StatusOK {
 		t.Fatalf("healthz = %d", status)
+	}
+	if status, body := get(t, "http://"+cfg.Server.MetricsAddress+MetricsRoute); status != http.StatusOK || !strings.Contains(body, "adbot_queue_depth") {
+		t.Errorf("metrics listener = %d %.200q", status, body)
 	}
 	cancel()
 	select {

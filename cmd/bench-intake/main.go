@@ -202,6 +202,7 @@ func runBench(o options) error {
 	cfg.GitHub.V3APIURL = gh.URL + "/api/v3/"
 	cfg.Hub.Endpoint = hub.URL
 	cfg.Sweeper.Disabled = true
+	cfg.Server.MetricsAddress = "off"
 	cfg.Workers = o.workers
 
 	var arrivals sync.Map // delivery id -> time.Time
