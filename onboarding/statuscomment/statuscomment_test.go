@@ -81,7 +81,7 @@ func TestRender(t *testing.T) {
 			JobKey: "o.r.3", ModelID: "deepseek-ai/DeepSeek-V3", Revision: "1d044fd8",
 			SizeNote: "the Hub reports no safetensors total", GPUs: 8, GPUNote: "size unknown: assumed the largest",
 			RemoteCode: true, Status: bus.StatusAwaitingApproval,
-			Note: "the model runs remote code; a maintainer must say `/onboard proceed`",
+			Note:    "the model runs remote code; a maintainer must say `/onboard proceed`",
 			Created: t0, Now: t0.Add(26 * time.Hour), Phases: Checklist(DefaultPhases, nil, "", false),
 		}},
 	}
