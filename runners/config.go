@@ -1,0 +1,145 @@
+package runners
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nvidia/adbot/internal/gpu"
+	"github.com/nvidia/adbot/runners/workspace"
+)
+
+// Defaults for Config.
+const (
+	// DefaultRemote is the TensorRT-LLM repository a runner mirrors.
+	DefaultRemote = "https://github.com/NVIDIA/TensorRT-LLM.git"
+	// DefaultAgentCmd is the coding agent's program.
+	DefaultAgentCmd = "claude"
+	// DefaultGitHubAPIURL is github.com's REST API.
+	DefaultGitHubAPIURL = "https://api.github.com/"
+	// DefaultAdmitInterval is how often a runner looks for work it can take.
+	DefaultAdmitInterval = 2 * time.Second
+	// DefaultPace spaces the runner's content-creating GitHub requests: about
+	// 80 a minute, GitHub's secondary limit.
+	DefaultPace = 750 * time.Millisecond
+)
+
+// Config is a runner's configuration, from the environment (ConfigFromEnv)
+// or filled in by an embedding program (adbot dev).
+type Config struct {
+	// Name identifies the runner in leases, presence and status comments
+	// (ADBOT_RUNNER_NAME; the host name by default).
+	Name string
+	// NATSURL and NATSCreds reach the server's NATS (NATS_URL, NATS_CREDS).
+	// Unused when Deps.Conn is given.
+	NATSURL   string
+	NATSCreds string
+	// DataDir holds worktrees and cycle logs (ADBOT_DATA_DIR, ~/.adbot by default).
+	DataDir string
+	// RepoDir is the bare mirror of Remote (ADBOT_REPO_DIR, <DataDir>/trtllm.git by default).
+	RepoDir string
+	// Remote is the TensorRT-LLM repository to mirror and push job branches to
+	// (ADBOT_TRTLLM_REMOTE, DefaultRemote).
+	Remote string
+	// AgentCmd is the coding agent's program (ADBOT_AGENT_CMD, DefaultAgentCmd).
+	AgentCmd string
+	// GPUs restricts the GPUs used (ADBOT_GPUS: auto, none, or indices "0,2,3").
+	GPUs gpu.Selection
+	// DiskFloor refuses new work when the data dir's file system has less free
+	// (ADBOT_DISK_FLOOR_GB; 50 GiB by default; 0 in the variable disables it).
+	DiskFloor int64
+	// GitHubAPIURL is the REST API base (GITHUB_V3_API_URL, DefaultGitHubAPIURL).
+	GitHubAPIURL string
+	// PassEnv names variables a cycle's processes inherit besides the minimal
+	// set (ADBOT_PASS_ENV, comma-separated; e.g. HF_HOME,HF_TOKEN).
+	PassEnv []string
+	// AdmitInterval is how often the runner looks for work (DefaultAdmitInterval).
+	AdmitInterval time.Duration
+	// Pace spaces content-creating GitHub requests (DefaultPace).
+	Pace time.Duration
+}
+
+// ConfigFromEnv reads the runner's configuration from the environment.
+func ConfigFromEnv() (Config, error) {
+	c := Config{
+		Name:         os.Getenv("ADBOT_RUNNER_NAME"),
+		NATSURL:      os.Getenv("NATS_URL"),
+		NATSCreds:    os.Getenv("NATS_CREDS"),
+		DataDir:      os.Getenv("ADBOT_DATA_DIR"),
+		RepoDir:      os.Getenv("ADBOT_REPO_DIR"),
+		Remote:       os.Getenv("ADBOT_TRTLLM_REMOTE"),
+		AgentCmd:     os.Getenv("ADBOT_AGENT_CMD"),
+		GitHubAPIURL: os.Getenv("GITHUB_V3_API_URL"),
+	}
+	var err error
+	if c.GPUs, err = gpu.SelectionFromEnv(); err != nil {
+		return Config{}, err
+	}
+	if v := os.Getenv("ADBOT_DISK_FLOOR_GB"); v != "" {
+		gb, err := strconv.ParseFloat(v, 64)
+		if err != nil || gb < 0 {
+			return Config{}, fmt.Errorf("ADBOT_DISK_FLOOR_GB=%q: want a number of GiB, 0 to disable", v)
+		}
+		c.DiskFloor = int64(gb * (1 << 30))
+		if c.DiskFloor == 0 {
+			c.DiskFloor = -1
+		}
+	}
+	if v := os.Getenv("ADBOT_PASS_ENV"); v != "" {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				c.PassEnv = append(c.PassEnv, k)
+			}
+		}
+	}
+	return c, nil
+}
+
+// withDefaults fills in what was left empty.
+func (c Config) withDefaults() (Config, error) {
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return c, fmt.Errorf("runner name: ADBOT_RUNNER_NAME unset and no host name: %w", err)
+		}
+		c.Name = h
+	}
+	if strings.ContainsAny(c.Name, " \t\r\n*>") {
+		return c, fmt.Errorf("runner name %q: no spaces or NATS wildcards", c.Name)
+	}
+	if c.DataDir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return c, fmt.Errorf("data dir: ADBOT_DATA_DIR unset and no home: %w", err)
+		}
+		c.DataDir = filepath.Join(home, ".adbot")
+	}
+	if c.RepoDir == "" {
+		c.RepoDir = filepath.Join(c.DataDir, "trtllm.git")
+	}
+	if c.Remote == "" {
+		c.Remote = DefaultRemote
+	}
+	if c.AgentCmd == "" {
+		c.AgentCmd = DefaultAgentCmd
+	}
+	if c.GitHubAPIURL == "" {
+		c.GitHubAPIURL = DefaultGitHubAPIURL
+	}
+	if !strings.HasSuffix(c.GitHubAPIURL, "/") {
+		c.GitHubAPIURL += "/"
+	}
+	if c.DiskFloor == 0 {
+		c.DiskFloor = workspace.DefaultDiskFloor
+	}
+	if c.AdmitInterval <= 0 {
+		c.AdmitInterval = DefaultAdmitInterval
+	}
+	if c.Pace == 0 {
+		c.Pace = DefaultPace
+	}
+	return c, nil
+}

@@ -1,0 +1,640 @@
+package runners
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/runners/proc"
+	"github.com/nvidia/adbot/runners/workspace"
+)
+
+// Log keys the runner adds to its zerolog context.
+const (
+	LogKeyRunner = "runner"
+	LogKeyJob    = "job"
+	LogKeyCycle  = "cycle"
+	LogKeyGPU    = "gpu"
+	LogKeyPhase  = "phase"
+)
+
+// LogSubjectPrefix is followed by the job key and carries a running cycle's
+// output, redacted, as LogChunk messages in order (core NATS, for a live view).
+const LogSubjectPrefix = "adbot.logs."
+
+// LogChunk is one piece of a cycle's process output on LogSubjectPrefix+<job>.
+type LogChunk struct {
+	Cycle  int    `json:"cycle"`
+	Step   string `json:"step"`
+	Seq    int    `json:"seq"`
+	Stream string `json:"stream"`
+	Data   string `json:"data"`
+}
+
+// Workflow is what a cycle does. Run returns nil when the cycle's work is
+// done (the job then waits for review), an error when it failed (the job is
+// marked failed with the error as its note), or an error wrapped by Transient
+// to give the cycle back for a later try. Run must stop promptly when ctx ends.
+type Workflow interface {
+	Run(ctx context.Context, c *Cycle) error
+}
+
+// WorkflowFunc adapts a function to Workflow.
+type WorkflowFunc func(ctx context.Context, c *Cycle) error
+
+// Run calls f.
+func (f WorkflowFunc) Run(ctx context.Context, c *Cycle) error { return f(ctx, c) }
+
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// Transient marks err as passing (a network outage, a busy service): the
+// runner gives the cycle back to the queue to be tried again later instead of
+// failing the job.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+// IsTransient reports whether err was marked with Transient.
+func IsTransient(err error) bool {
+	var t transientError
+	return errors.As(err, &t)
+}
+
+// ErrLeaseLost says another runner now holds the job: this one must stop.
+var ErrLeaseLost = errors.New("lease on the job lost")
+
+// errForced says the runner was told to stop its cycles now.
+var errForced = errors.New("runner forced to stop")
+
+// Cycle is one cycle being worked on, as its Workflow sees it.
+type Cycle struct {
+	// Msg is the cycle message.
+	Msg bus.Cycle
+	// Runner is this runner's name.
+	Runner string
+	// GPUs are the NVML indices given to the cycle; Exec sets
+	// CUDA_VISIBLE_DEVICES to them.
+	GPUs []int
+	// Worktree is the job's checkout, on its branch.
+	Worktree *workspace.Worktree
+	// Reporter posts to GitHub, idempotently.
+	Reporter *Reporter
+	// Started is when this runner took the cycle.
+	Started time.Time
+	// AgentCmd is the configured coding agent program.
+	AgentCmd string
+	// Remote is the repository the branch is pushed to.
+	Remote string
+
+	res    *bus.Resources
+	exec   *proc.Runner
+	redact *proc.Redactor
+	tokens *tokenSource
+
+	mu    sync.Mutex
+	job   bus.Job
+	phase string
+}
+
+// Job returns a copy of the job record as last read or written by this cycle.
+func (c *Cycle) Job() bus.Job {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.job
+}
+
+// CurrentPhase is the phase running now ("" between phases).
+func (c *Cycle) CurrentPhase() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.phase
+}
+
+// Redactor removes secrets (tokens fetched for the cycle among them) from text.
+func (c *Cycle) Redactor() *proc.Redactor { return c.redact }
+
+// UpdateJob changes the job record by compare-and-swap, failing with
+// ErrLeaseLost when another runner has taken the job over meanwhile.
+func (c *Cycle) UpdateJob(ctx context.Context, mutate func(*bus.Job) error) (*bus.Job, error) {
+	j, err := bus.UpdateJob(ctx, c.res.Jobs, c.Msg.JobKey, func(j *bus.Job) error {
+		if j.Runner != c.Runner || j.Cycle != c.Msg.Number {
+			return fmt.Errorf("job %s is now with runner %q, cycle %d: %w", j.Key, j.Runner, j.Cycle, ErrLeaseLost)
+		}
+		return mutate(j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.job = *j
+	c.mu.Unlock()
+	return j, nil
+}
+
+// PhaseKey is the key in Job.Posted that records phase name of cycle n as complete.
+func PhaseKey(n int, name string) string { return strconv.Itoa(n) + "/" + name + "/done" }
+
+// PhaseDone reports whether the job record says phase name of this cycle is complete.
+func (c *Cycle) PhaseDone(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.job.Posted[PhaseKey(c.Msg.Number, name)] != 0
+}
+
+// Phase runs fn as the phase called name, unless the job record says this
+// cycle already completed it (a resumed cycle); then it returns nil at once.
+// When fn succeeds, the phase's completion is recorded in the job before
+// Phase returns, so the next phase never starts unrecorded.
+func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	log := zerolog.Ctx(ctx).With().Str(LogKeyPhase, name).Logger()
+	if c.PhaseDone(name) {
+		log.Info().Msg("phase already complete: skipped")
+		return nil
+	}
+	c.mu.Lock()
+	c.phase = name
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.phase = ""
+		c.mu.Unlock()
+	}()
+	if err := c.Reporter.UpdateStatus(ctx); err != nil {
+		log.Warn().Err(err).Msg("update status comment")
+	}
+	log.Info().Msg("phase started")
+	if err := fn(log.WithContext(ctx)); err != nil {
+		return fmt.Errorf("phase %s: %w", name, err)
+	}
+	key := PhaseKey(c.Msg.Number, name)
+	if _, err := c.UpdateJob(ctx, func(j *bus.Job) error {
+		if j.Posted == nil {
+			j.Posted = map[string]int64{}
+		}
+		j.Posted[key] = time.Now().Unix()
+		j.Phase = name
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record phase %s: %w", name, err)
+	}
+	log.Info().Msg("phase complete")
+	return nil
+}
+
+// Exec runs a process for the cycle: in the worktree unless cmd.Dir says
+// otherwise, with the cycle's GPUs in CUDA_VISIBLE_DEVICES, output kept in the
+// cycle's log directory and streamed live.
+func (c *Cycle) Exec(ctx context.Context, cmd proc.Cmd) (proc.Result, error) {
+	if cmd.Dir == "" && c.Worktree != nil {
+		cmd.Dir = c.Worktree.Dir
+	}
+	cmd.Env = append(append([]string(nil), cmd.Env...), "CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES="+joinInts(c.GPUs))
+	return c.exec.Run(ctx, cmd)
+}
+
+// Token returns an installation token for the job's repository with the given
+// permissions (e.g. {"contents": "write"}), asked of the server, which checks
+// that this runner holds the job's lease. It is kept in memory only and added
+// to the cycle's redactor.
+func (c *Cycle) Token(ctx context.Context, perms map[string]string) (string, error) {
+	return c.tokens.token(ctx, perms)
+}
+
+// gitCredentialHelper answers git's credential requests from the environment,
+// so the token is in no URL, argument or file.
+const gitCredentialHelper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=$ADBOT_GIT_TOKEN"; }; f`
+
+// Push pushes the worktree's HEAD to the job's branch on the remote. For an
+// HTTPS remote it asks for a token with contents:write and hands it to git
+// through a credential helper that reads it from git's environment.
+func (c *Cycle) Push(ctx context.Context, force bool) (proc.Result, error) {
+	args := []string{"git", "push", "--porcelain"}
+	if force {
+		args = append(args, "--force-with-lease")
+	}
+	args = append(args, "origin", "HEAD:refs/heads/"+c.Worktree.Branch)
+	env := []string{"GIT_TERMINAL_PROMPT=0"}
+	if strings.HasPrefix(c.Remote, "https://") || strings.HasPrefix(c.Remote, "http://") {
+		tok, err := c.Token(ctx, map[string]string{"contents": "write"})
+		if err != nil {
+			return proc.Result{}, fmt.Errorf("push %s: %w", c.Worktree.Branch, err)
+		}
+		env = append(env,
+			"GIT_CONFIG_COUNT=2",
+			"GIT_CONFIG_KEY_0=credential.helper", "GIT_CONFIG_VALUE_0=",
+			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
+			"ADBOT_GIT_TOKEN="+tok)
+	}
+	return c.Exec(ctx, proc.Cmd{Name: "git-push", Args: args, Env: env, Timeout: 10 * time.Minute})
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+var branchUnsafe = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// BranchName is the branch a job works on: adbot/<model>-<issue>.
+func BranchName(j *bus.Job) string {
+	m := strings.Trim(branchUnsafe.ReplaceAllString(strings.ToLower(strings.ReplaceAll(j.ModelID, "/", "-")), "-"), "-.")
+	m = strings.ReplaceAll(m, "..", ".")
+	if len(m) > 80 {
+		m = m[:80]
+	}
+	if m == "" {
+		m = "model"
+	}
+	return fmt.Sprintf("adbot/%s-%d", m, j.Issue)
+}
+
+// start launches a cycle the runner has just pulled, on GPUs from avail.
+func (r *Runner) start(ctx, base context.Context, msg jetstream.Msg, size int, avail []int, ackWait time.Duration) {
+	log := zerolog.Ctx(ctx)
+	var c bus.Cycle
+	if err := json.Unmarshal(msg.Data(), &c); err != nil || c.JobKey == "" || c.Number <= 0 {
+		log.Error().Err(err).Str("subject", msg.Subject()).Msg("cycle message does not decode: terminated")
+		_ = msg.Term()
+		return
+	}
+	r.mu.Lock()
+	_, dup := r.running[c.JobKey]
+	r.mu.Unlock()
+	if dup {
+		log.Warn().Str(LogKeyJob, c.JobKey).Msg("job already running here: cycle given back")
+		_ = msg.NakWithDelay(r.leaseTTL)
+		return
+	}
+	gpus, ok := r.ledger.Reserve(c.JobKey, avail, size)
+	if !ok {
+		_ = msg.Nak()
+		return
+	}
+	cy := &Cycle{Msg: c, Runner: r.cfg.Name, GPUs: gpus, Started: time.Now().UTC(), AgentCmd: r.cfg.AgentCmd, Remote: r.cfg.Remote, res: r.res}
+	r.mu.Lock()
+	r.running[c.JobKey] = cy
+	r.mu.Unlock()
+	r.publishPresence(ctx)
+	r.cycles.Add(1)
+	go func() {
+		defer r.cycles.Done()
+		defer func() {
+			r.ledger.Release(c.JobKey)
+			r.mu.Lock()
+			delete(r.running, c.JobKey)
+			r.mu.Unlock()
+			r.kick()
+		}()
+		cctx := zerolog.Ctx(ctx).With().Str(LogKeyJob, c.JobKey).Int(LogKeyCycle, c.Number).Ints(LogKeyGPU, gpus).Logger().WithContext(base)
+		r.runCycle(cctx, cy, msg, ackWait)
+	}()
+}
+
+// runCycle carries one cycle from lease to ack. ctx ends only when the
+// runner is forced to stop.
+func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ackWait time.Duration) {
+	log := zerolog.Ctx(ctx)
+	c := cy.Msg
+	key := c.JobKey
+
+	j, _, err := bus.GetJob(ctx, r.res.Jobs, key)
+	if errors.Is(err, bus.ErrNoJob) {
+		log.Error().Msg("cycle for a job that does not exist: terminated")
+		_ = msg.Term()
+		return
+	} else if err != nil {
+		log.Error().Err(err).Msg("read job: cycle given back")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	if why := stale(j, c.Number); why != "" {
+		log.Info().Str("why", why).Msg("nothing to do: cycle acknowledged")
+		_ = msg.Ack()
+		return
+	}
+
+	lease, err := r.acquireLease(ctx, key, c.Number, cy.GPUs)
+	if err != nil {
+		log.Info().Err(err).Msg("cycle given back")
+		_ = msg.NakWithDelay(r.leaseTTL / 2)
+		return
+	}
+	released := false
+	releaseLease := func() {
+		if !released {
+			released = true
+			lease.release(context.WithoutCancel(ctx))
+		}
+	}
+	defer releaseLease()
+
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var keep sync.WaitGroup
+	keep.Add(1)
+	go func() {
+		defer keep.Done()
+		r.keepAlive(wctx, cancel, msg, lease, ackWait)
+	}()
+	defer keep.Wait()
+	defer cancel(nil)
+
+	// Record that this runner works on the cycle now.
+	var why string
+	jp, err := bus.UpdateJob(wctx, r.res.Jobs, key, func(j *bus.Job) error {
+		if why = stale(j, c.Number); why != "" {
+			return bus.ErrUnchanged
+		}
+		resumed := j.Status == bus.StatusRunning && j.Runner != ""
+		j.Status = bus.StatusRunning
+		j.Runner, j.RunnerGPUs = cy.Runner, cy.GPUs
+		if j.Branch == "" {
+			j.Branch = BranchName(j)
+		}
+		if j.Outbox != nil && j.Outbox.Number == c.Number {
+			j.Outbox = nil // we hold it: it was published
+		}
+		if !resumed {
+			j.Started = cy.Started
+			j.Completed = time.Time{}
+		}
+		j.Note = ""
+		return nil
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("mark job running: cycle given back")
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	if why != "" {
+		log.Info().Str("why", why).Msg("nothing to do: cycle acknowledged")
+		_ = msg.Ack()
+		return
+	}
+	cy.job = *jp
+
+	if err := r.mirror.Fetch(wctx); err != nil {
+		log.Error().Err(err).Msg("fetch mirror: cycle given back")
+		_ = msg.NakWithDelay(30 * time.Second)
+		return
+	}
+	wt, err := r.mirror.Add(wctx, jp.Branch)
+	if err != nil {
+		log.Error().Err(err).Msg("make worktree: cycle given back")
+		_ = msg.NakWithDelay(time.Minute)
+		return
+	}
+	defer func() {
+		if err := wt.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn().Err(err).Msg("clean worktree")
+		}
+	}()
+	cy.Worktree = wt
+	cy.redact = proc.NewRedactor()
+	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, redact: cy.redact}
+	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number)}
+	cy.Reporter = newReporter(cy, r.deps.HTTP, r.cfg.GitHubAPIURL, r.pacer())
+	log.Info().Str("dir", wt.Dir).Str("branch", wt.Branch).Bool("resumed", wt.Resumed).Str("phase", jp.Phase).Msg("cycle started")
+
+	err = runWorkflow(wctx, r.deps.Workflow, cy)
+	cause := context.Cause(wctx)
+	switch {
+	case r.forceCtx.Err() != nil:
+		log.Warn().Err(err).Msg("forced stop: cycle given back for another runner")
+		releaseLease()
+		_ = msg.Nak()
+		return
+	case errors.Is(cause, ErrLeaseLost) || errors.Is(err, ErrLeaseLost):
+		log.Error().Err(err).Msg("lease lost: another runner has the job; stopping")
+		released = true // not ours to delete
+		return
+	case IsTransient(err):
+		log.Warn().Err(err).Msg("transient failure: cycle given back to try again")
+		_, _ = cy.UpdateJob(wctx, func(j *bus.Job) error { j.Note = "retrying after: " + cy.redact.String(err.Error()); return nil })
+		releaseLease()
+		_ = msg.NakWithDelay(30 * time.Second)
+		return
+	}
+
+	status, note := bus.StatusWaitingReview, "cycle complete"
+	if err != nil {
+		status, note = bus.StatusFailed, cy.redact.String(err.Error())
+		if len(note) > 1000 {
+			note = note[:1000] + "…"
+		}
+		log.Error().Err(err).Msg("cycle failed")
+	}
+	// The result is ours to record only while the lease is.
+	if err := lease.renew(wctx); err != nil {
+		log.Error().Err(err).Msg("lease lost before the end: stopping without recording")
+		released = true
+		return
+	}
+	r.uploadLogs(wctx, c)
+	final, err := bus.FinishCycle(wctx, r.res, key, c.Number, status, note)
+	if err != nil {
+		log.Error().Err(err).Msg("record end of cycle: given back")
+		releaseLease()
+		_ = msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	cy.mu.Lock()
+	cy.job = *final
+	cy.mu.Unlock()
+	if err := cy.Reporter.UpdateStatus(wctx); err != nil {
+		log.Warn().Err(err).Msg("update status comment")
+	}
+	// Free the job for its next cycle before the ack: a redelivery of this
+	// one finds it finished and is acknowledged without work.
+	cancel(nil)
+	keep.Wait()
+	releaseLease()
+	if err := msg.DoubleAck(context.WithoutCancel(ctx)); err != nil {
+		log.Warn().Err(err).Msg("ack cycle")
+	}
+	log.Info().Str("status", string(status)).Dur("took", time.Since(cy.Started)).Msg("cycle finished")
+}
+
+func runWorkflow(ctx context.Context, w Workflow, c *Cycle) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			zerolog.Ctx(ctx).Error().Interface("panic", p).Str("stack", string(debug.Stack())).Msg("workflow panicked")
+			err = fmt.Errorf("workflow panicked: %v", p)
+		}
+	}()
+	return w.Run(ctx, c)
+}
+
+// stale says why cycle n of j needs no work ("" when it does).
+func stale(j *bus.Job, n int) string {
+	switch {
+	case j.Status.Terminal():
+		return "job has ended (" + string(j.Status) + ")"
+	case j.Cycle > n:
+		return fmt.Sprintf("superseded by cycle %d", j.Cycle)
+	case j.Cycle < n:
+		return fmt.Sprintf("job record knows no cycle %d (newest %d)", n, j.Cycle)
+	case j.Status != bus.StatusQueued && j.Status != bus.StatusRunning:
+		return "cycle already finished (" + string(j.Status) + ")"
+	}
+	return ""
+}
+
+// keepAlive renews the lease and tells JetStream the cycle is in progress
+// until ctx ends; losing the lease cancels ctx with ErrLeaseLost.
+func (r *Runner) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, l *lease, ackWait time.Duration) {
+	every := min(r.leaseTTL, ackWait) / 4
+	t := time.NewTicker(every)
+	defer t.Stop()
+	renewed := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := msg.InProgress(); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("in progress")
+		}
+		err := l.renew(ctx)
+		if err == nil {
+			renewed = time.Now()
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// A revision mismatch means someone else wrote the lease (ours had
+		// expired); any other error may pass, until the TTL is spent.
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || time.Since(renewed) >= r.leaseTTL {
+			zerolog.Ctx(ctx).Error().Err(err).Msg("lease lost")
+			cancel(fmt.Errorf("%w: %v", ErrLeaseLost, err))
+			return
+		}
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("renew lease: will retry")
+	}
+}
+
+// lease is this runner's hold on a job in LeaseBucket.
+type lease struct {
+	kv    jetstream.KeyValue
+	key   string
+	value bus.Lease
+	mu    sync.Mutex
+	rev   uint64
+}
+
+var errLeaseHeld = errors.New("another runner holds the job's lease")
+
+func (r *Runner) acquireLease(ctx context.Context, key string, cycle int, gpus []int) (*lease, error) {
+	l := &lease{kv: r.res.Leases, key: key, value: bus.Lease{Runner: r.cfg.Name, Cycle: cycle, GPUs: gpus, Renewed: time.Now().UTC()}}
+	b, _ := json.Marshal(l.value)
+	for range 3 {
+		rev, err := l.kv.Create(ctx, key, b)
+		if err == nil {
+			l.rev = rev
+			return l, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("take lease on %s: %w", key, err)
+		}
+		e, err := l.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read lease on %s: %w", key, err)
+		}
+		var held bus.Lease
+		_ = json.Unmarshal(e.Value(), &held)
+		if held.Runner != r.cfg.Name {
+			return nil, fmt.Errorf("job %s: %w (%s, renewed %s)", key, errLeaseHeld, held.Runner, held.Renewed.Format(time.RFC3339))
+		}
+		// Our own lease from before a restart: take it over.
+		if rev, err := l.kv.Update(ctx, key, b, e.Revision()); err == nil {
+			l.rev = rev
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("take lease on %s: lost the race three times", key)
+}
+
+func (l *lease) renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.value.Renewed = time.Now().UTC()
+	b, _ := json.Marshal(l.value)
+	rev, err := l.kv.Update(ctx, l.key, b, l.rev)
+	if err != nil {
+		return fmt.Errorf("renew lease on %s: %w", l.key, err)
+	}
+	l.rev = rev
+	return nil
+}
+
+func (l *lease) release(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+		zerolog.Ctx(ctx).Debug().Err(err).Msg("release lease")
+	}
+}
+
+// logSink publishes a cycle's output chunks for live viewers.
+func (r *Runner) logSink(job string, cycle int) func(proc.Chunk) {
+	subject := LogSubjectPrefix + job
+	return func(ch proc.Chunk) {
+		b, err := json.Marshal(LogChunk{Cycle: cycle, Step: ch.Step, Seq: ch.Seq, Stream: ch.Stream, Data: string(ch.Data)})
+		if err == nil {
+			_ = r.nc.Publish(subject, b)
+		}
+	}
+}
+
+// uploadLogs copies the cycle's (already redacted) log files to the log
+// object store as <job>/cycle-<n>/<file>.
+func (r *Runner) uploadLogs(ctx context.Context, c bus.Cycle) {
+	dir := r.logDir(c)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		name := fmt.Sprintf("%s/cycle-%d/%s", c.JobKey, c.Number, e.Name())
+		if _, err := r.res.Logs.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("log", name).Msg("upload log")
+		}
+		f.Close()
+	}
+}
