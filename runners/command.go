@@ -130,7 +130,9 @@ func printInventory(ctx context.Context, w io.Writer, lib nvml.Interface, sel gp
 		if err != nil {
 			return err
 		}
-		rep.Devices = devs
+		if devs != nil {
+			rep.Devices = devs
+		}
 		var ledger admission.Ledger
 		rep.Free = ledger.Available(devs)
 		if rep.Free == nil {
@@ -157,4 +159,3 @@ func printInventory(ctx context.Context, w io.Writer, lib nvml.Interface, sel gp
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
 }
-
