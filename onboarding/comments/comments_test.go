@@ -333,3 +333,19 @@ func golden(t *testing.T, path, got string) {
 		t.Errorf("%s differs (-got +want); run go test -update if intended:\n%s", path, diff)
 	}
 }
+
+func TestFence(t *testing.T) {
+	tests := []struct {
+		text, lang, want string
+	}{
+		{"x", "", "```text\nx\n```\n"},
+		{"x\n", "python", "```python\nx\n```\n"},
+		{"a\n```\nb", "", "````text\na\n```\nb\n````\n"},
+		{"", "", "```text\n\n```\n"},
+	}
+	for _, tt := range tests {
+		if got := Fence(tt.text, tt.lang); got != tt.want {
+			t.Errorf("Fence(%q, %q) = %q, want %q", tt.text, tt.lang, got, tt.want)
+		}
+	}
+}
