@@ -305,3 +305,37 @@ func TestCode(t *testing.T) {
 		}
 	}
 }
+
+func TestTestRows(t *testing.T) {
+	rep, err := pytest.ParseJUnitFile(filepath.Join("..", "pytest", "testdata", "mixed.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := TestRows(rep, func(c pytest.Case) string {
+		if c.Name == "test_pass" {
+			return "arithmetic"
+		}
+		return ""
+	})
+	want := []TestRow{
+		{Name: "test_pass", Validates: "arithmetic", Outcome: "PASS"},
+		{Name: "test_param_pass[bfloat16]", Outcome: "PASS"},
+		{Name: "test_param_pass[float16]", Outcome: "PASS"},
+		{Name: "test_fail_assert", Outcome: "FAIL"},
+		{Name: "test_fail_exception", Outcome: "FAIL"},
+		{Name: "test_skip", Outcome: "SKIP"},
+		{Name: "test_skipif", Outcome: "SKIP"},
+		{Name: "test_error", Outcome: "ERROR"},
+		{Name: "test_xfail", Outcome: "XFAIL"},
+		{Name: "test_xpass", Outcome: "PASS"},
+		{Name: "test_warns", Outcome: "PASS"},
+		{Name: "test_mlp", Validates: "MLP block equivalence with HF", Outcome: "PASS"},
+		{Name: "test_attention", Validates: "attention block equivalence with HF", Outcome: "FAIL"},
+	}
+	if diff := cmp.Diff(rows, want); diff != "" {
+		t.Errorf("(-got +want):\n%s", diff)
+	}
+	if TestRows(nil, nil) != nil {
+		t.Error("rows from a nil report")
+	}
+}
