@@ -134,7 +134,7 @@ func memory(in Input, p Plan, est *Estimate) (int64, float64, string) {
 			}
 			b += sz * float64(in.Tensors.Parameters[k])
 		}
-		detail := "from the checkpoint's dtypes (" + strings.Join(keys, ", ") + ")"
+		detail := "checkpoint dtypes " + strings.Join(keys, ", ")
 		if len(unknown) > 0 {
 			detail += "; took 2 bytes for unknown " + strings.Join(unknown, ", ")
 		}
