@@ -69,15 +69,22 @@ type style struct {
 	blank  bool   // a blank line between entries
 	eol    string
 	spaced bool // "[a, b]" (true) or "[a,b]"
+	// configID: the file's entries carry config_id (true when any does, or
+	// when there are no entries to go by).
+	configID bool
 }
 
 func (r *Registry) style() style {
 	st := style{dash: "", key: "  ", quote: "'", eol: "\n", spaced: true}
-	blanks, pairs := 0, 0
+	blanks, pairs, active, withID := 0, 0, 0, 0
 	found := false
 	for _, e := range r.Entries {
 		if !e.Active {
 			continue
+		}
+		active++
+		if e.ConfigID != "" {
+			withID++
 		}
 		if !found {
 			found = true
@@ -112,6 +119,7 @@ func (r *Registry) style() style {
 		}
 	}
 	st.blank = pairs > 0 && blanks*2 > pairs
+	st.configID = active == 0 || withID > 0
 	return st
 }
 
@@ -129,9 +137,9 @@ func (st style) list(items []string) string {
 
 func (st style) render(n NewEntry, l Layout) []string {
 	extra, ad, uc := n.lists(l)
-	out := []string{
-		st.dash + "- name: " + n.Name + st.eol,
-		st.dash + st.key + "config_id: " + n.configID() + st.eol,
+	out := []string{st.dash + "- name: " + n.Name + st.eol}
+	if st.configID {
+		out = append(out, st.dash+st.key+"config_id: "+n.configID()+st.eol)
 	}
 	if l == Internal {
 		out = append(out,
@@ -171,11 +179,15 @@ func AddEntry(name string, old []byte, n NewEntry) ([]byte, Outcome, error) {
 	st := r.style()
 	block := st.render(n, r.Layout)
 	extra, ad, uc := n.lists(r.Layout)
+	cid := ""
+	if st.configID {
+		cid = n.configID()
+	}
 	want := func(e *Entry) bool {
 		if r.Layout == Internal {
-			return e.ConfigID == n.configID() && e.WorldSizeKey == n.WorldSize && slices.Equal(e.ADDefaults, ad) && slices.Equal(e.UserConfigs, uc)
+			return e.ConfigID == cid && e.WorldSizeKey == n.WorldSize && slices.Equal(e.ADDefaults, ad) && slices.Equal(e.UserConfigs, uc)
 		}
-		return e.ConfigID == n.configID() && slices.Equal(e.YAMLExtra, extra)
+		return e.ConfigID == cid && slices.Equal(e.YAMLExtra, extra)
 	}
 	var lines []string
 	var outcome Outcome
@@ -197,12 +209,12 @@ func AddEntry(name string, old []byte, n NewEntry) ([]byte, Outcome, error) {
 		if len(active) > 1 {
 			target = nil
 			for _, e := range active {
-				if e.ConfigID == n.configID() {
+				if e.ConfigID == cid {
 					target = e
 				}
 			}
 			if target == nil {
-				return nil, "", fmt.Errorf("registry %s: %d active entries for %s and none with config_id %s: update by hand", name, len(active), n.Name, n.configID())
+				return nil, "", fmt.Errorf("registry %s: %d active entries for %s and none with config_id %q: update by hand", name, len(active), n.Name, cid)
 			}
 		}
 		lines = splice(r.lines, target.start, target.end, block)
@@ -245,7 +257,7 @@ func AddEntry(name string, old []byte, n NewEntry) ([]byte, Outcome, error) {
 		}
 	}
 	out := []byte(strings.Join(lines, ""))
-	if err := r.check(name, out, n); err != nil {
+	if err := r.check(name, out, n, cid); err != nil {
 		return nil, "", err
 	}
 	return out, outcome, nil
@@ -296,14 +308,14 @@ func splice(lines []string, from, to int, ins []string) []string {
 
 // check re-parses the result: it must still be a registry with every
 // other entry as it was and the new one active as wanted.
-func (r *Registry) check(name string, out []byte, n NewEntry) error {
+func (r *Registry) check(name string, out []byte, n NewEntry, cid string) error {
 	nr, err := Parse(name, out)
 	if err != nil {
 		return fmt.Errorf("registry edit for %s would break the file: %w", n.Name, err)
 	}
 	var ok bool
 	for _, e := range nr.Find(n.Name) {
-		if e.Active && e.ConfigID == n.configID() {
+		if e.Active && e.ConfigID == cid {
 			ok = true
 		}
 	}

@@ -31,6 +31,18 @@ func internal(t *testing.T) []byte {
 	return []byte(m[1])
 }
 
+// variantReadme builds a Legacy registry from the older README's example
+// (fixtures/trtllm/_variants/f2ab89fb...), whose lists are unquoted and
+// whose entries have no config_id.
+func variantReadme(t *testing.T) []byte {
+	readme := string(fixtures.Read(t, "trtllm", "_variants", "f2ab89fbf7560956abe0e738e826b32eee0f43e1", "examples", "auto_deploy", "model_registry", "README.md"))
+	m := regexp.MustCompile("(?s)```yaml\n(version: '2.0'\n.*?)```").FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no example registry")
+	}
+	return []byte(m[1])
+}
+
 func TestParseLegacy(t *testing.T) {
 	r, err := Parse("models.yaml", legacy(t))
 	if err != nil {
@@ -159,6 +171,8 @@ func TestAddEntry(t *testing.T) {
 		{"family", legacy, NewEntry{Name: "Qwen/Qwen3-0.6B-Base", WorldSize: 1}, Inserted},
 		{"family with config", legacy, NewEntry{Name: "zai-org/GLM-5-Air", WorldSize: 4, ModelConfig: "glm_5_air.yaml"}, Inserted},
 		{"new family", legacy, NewEntry{Name: "acme/Rocket-7B-Instruct", WorldSize: 2, ModelConfig: "rocket-7b.yaml", Date: day}, NewSection},
+		{"variant unquoted", variantReadme, NewEntry{Name: "meta-llama/Llama-3.1-70B-Instruct", WorldSize: 4}, Inserted},
+		{"variant update", variantReadme, NewEntry{Name: "meta-llama/Llama-3.3-70B-Instruct", WorldSize: 8, ModelConfig: "llama-3.3-70b.yaml"}, Updated},
 		{"internal present", internal, NewEntry{Name: "meta-llama/Llama-3.1-8B-Instruct", WorldSize: 2}, Unchanged},
 		{"internal family", internal, NewEntry{Name: "meta-llama/Llama-3.1-70B-Instruct", WorldSize: 4}, Inserted},
 		{"internal new family", internal, NewEntry{Name: "acme/Rocket-7B", WorldSize: 2, Date: day}, NewSection},
