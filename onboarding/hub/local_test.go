@@ -280,3 +280,29 @@ func TestClientFile(t *testing.T) {
 		t.Error("path with ..: no error")
 	}
 }
+
+func TestClientSearch(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.URL.Path != "/api/models" || q.Get("author") != "Qwen" || q.Get("search") != "Qwen3" || q.Get("limit") != "200" {
+			w.WriteHeader(400)
+			return
+		}
+		w.Write([]byte(`[{"id":"Qwen/Qwen3-8B"},{"id":"Qwen/Qwen3-0.6B"},{"id":"bad id"}]`))
+	}))
+	defer srv.Close()
+	c := &Client{Endpoint: srv.URL}
+	got, err := c.Search(context.Background(), "Qwen", "Qwen3", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []string{"Qwen/Qwen3-8B", "Qwen/Qwen3-0.6B"}); diff != "" {
+		t.Errorf("(-got +want):\n%s", diff)
+	}
+	if _, err := c.Search(context.Background(), "Qwen", "x", 0); err == nil {
+		t.Error("400: no error")
+	}
+	if _, err := c.Search(context.Background(), "a/b", "x", 0); err == nil {
+		t.Error("bad author: no error")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nvidia/adbot/internal/gpu"
+	"github.com/nvidia/adbot/onboarding/edit/registry"
 	"github.com/nvidia/adbot/onboarding/hub"
 	"github.com/nvidia/adbot/onboarding/sizing"
 	"github.com/nvidia/adbot/onboarding/survey"
@@ -113,6 +114,7 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 
 func (r *Runner) preflight(ctx context.Context, id, rev, cfgPath string, offline bool, repo string) (*Result, error) {
 	res := &Result{ModelID: id}
+	var known []string // family members the Hub lists
 	var m *hub.Model
 	var cfg []byte
 	cfgName := id + " config.json"
@@ -166,6 +168,18 @@ func (r *Runner) preflight(ctx context.Context, id, rev, cfgPath string, offline
 				cfg = nil
 			}
 			cfgName = id + "@" + short(fileRev) + " config.json"
+			if repo != "" {
+				org, _, _ := strings.Cut(id, "/")
+				ids, err := c.Search(ctx, org, registry.FamilyStem(id), 0)
+				if err != nil {
+					res.Warnings = append(res.Warnings, fmt.Sprintf("family search on the Hub failed: %v", err))
+				}
+				for _, x := range ids {
+					if x != id && registry.SameFamily(id, x) {
+						known = append(known, x)
+					}
+				}
+			}
 		}
 	}
 	res.Revision = m.SHA
@@ -187,7 +201,7 @@ func (r *Runner) preflight(ctx context.Context, id, rev, cfgPath string, offline
 	}
 	if repo != "" {
 		cc := survey.ConfigClassOf(res.Architecture, m.Config.AutoMap)
-		rep, err := survey.Survey(repo, survey.Model{ID: id, Architecture: res.Architecture, ModelType: res.ModelType, ConfigClass: cc}, nil)
+		rep, err := survey.Survey(repo, survey.Model{ID: id, Architecture: res.Architecture, ModelType: res.ModelType, ConfigClass: cc}, known)
 		if err != nil {
 			return nil, err
 		}

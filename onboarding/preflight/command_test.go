@@ -31,6 +31,12 @@ func hubServer(t *testing.T) *httptest.Server {
 			w.Write(api)
 		case "/Qwen/Qwen3-0.6B/resolve/c1899de289a04d12100db370d81485cdf75e47ca/config.json":
 			w.Write(cfg)
+		case "/api/models":
+			if r.URL.Query().Get("author") == "Qwen" && r.URL.Query().Get("search") == "Qwen3" {
+				w.Write([]byte(`[{"id":"Qwen/Qwen3-0.6B"},{"id":"Qwen/Qwen3-0.6B-Base"},{"id":"Qwen/Qwen3-8B"},{"id":"Qwen/Qwen3.5-0.8B"}]`))
+				return
+			}
+			w.Write([]byte(`[]`))
 		default:
 			w.Header().Set("X-Error-Code", "RepoNotFound")
 			w.WriteHeader(http.StatusUnauthorized)
@@ -208,6 +214,38 @@ func TestPreflightArgs(t *testing.T) {
 }
 
 func TestPreflightRepo(t *testing.T) {
+	repo := smallCheckout(t)
+	p := fixtures.Path(t, "hf", "mistralai__Mixtral-8x7B-v0.1", "config.json")
+	out, err := run(t, nil, noNVML, "--repo", repo, "--config", p, "mistralai/Mixtral-8x7B-v0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edittest.Golden(t, "repo_mixtral.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
+	// From the Hub, whose family search names members the registry lacks.
+	srv := hubServer(t)
+	out, err = run(t, map[string]string{"HF_ENDPOINT": srv.URL}, noNVML, "--repo", repo, "--json", "Qwen/Qwen3-0.6B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Survey struct {
+			Members []struct{ Name, Status string }
+		}
+		Warnings []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range res.Survey.Members {
+		got[m.Name] = m.Status
+	}
+	if got["Qwen/Qwen3-0.6B-Base"] != "missing" || got["Qwen/Qwen3-0.6B"] != "registered" || got["Qwen/Qwen3-8B"] != "registered" || got["Qwen/Qwen3.5-0.8B"] != "" || len(res.Warnings) != 0 {
+		t.Errorf("members %v, warnings %v", got, res.Warnings)
+	}
+}
+
+func smallCheckout(t *testing.T) string {
 	root := fixtures.Path(t, "trtllm")
 	repo := t.TempDir()
 	reg := filepath.Join(repo, "examples", "auto_deploy", "model_registry")
@@ -222,12 +260,7 @@ func TestPreflightRepo(t *testing.T) {
 	custom := filepath.Join(repo, "tensorrt_llm", "_torch", "auto_deploy", "models", "custom")
 	os.MkdirAll(custom, 0o755)
 	os.WriteFile(filepath.Join(custom, "modeling_mixtral.py"), []byte("AutoModelForCausalLMFactory.register_custom_model_cls(\"MixtralConfig\", MixtralForCausalLM)\n"), 0o644)
-	p := fixtures.Path(t, "hf", "mistralai__Mixtral-8x7B-v0.1", "config.json")
-	out, err := run(t, nil, noNVML, "--repo", repo, "--config", p, "mistralai/Mixtral-8x7B-v0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	edittest.Golden(t, "repo_mixtral.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
+	return repo
 }
 
 // TestCommandThisMachine runs the real NVML inventory: on a machine without
