@@ -27,6 +27,11 @@ type NewEntry struct {
 	Family string
 	// Date stamps a new family section.
 	Date time.Time
+
+	// keep are an existing entry's own configs (beyond dashboard_default and
+	// world_size_N), carried over when the entry is updated or reactivated
+	// without a ModelConfig of its own.
+	keep, keepAD []string
 }
 
 func (n NewEntry) configID() string {
@@ -48,16 +53,19 @@ func (n NewEntry) lists(l Layout) (extra, adDefaults, userConfigs []string) {
 		if n.ADConfig != "" {
 			adDefaults = append(adDefaults, n.ADConfig)
 		}
+		adDefaults = append(adDefaults, n.keepAD...)
 		userConfigs = []string{"dashboard_default.yaml"}
 		if n.ModelConfig != "" {
 			userConfigs = append(userConfigs, n.ModelConfig)
 		}
+		userConfigs = append(userConfigs, n.keep...)
 		return nil, adDefaults, userConfigs
 	}
 	extra = []string{"dashboard_default.yaml", fmt.Sprintf("world_size_%d.yaml", n.WorldSize)}
 	if n.ModelConfig != "" {
 		extra = append(extra, n.ModelConfig)
 	}
+	extra = append(extra, n.keep...)
 	return extra, nil, nil
 }
 
@@ -175,6 +183,23 @@ func AddEntry(name string, old []byte, n NewEntry) ([]byte, Outcome, error) {
 	r, err := Parse(name, old)
 	if err != nil {
 		return nil, "", err
+	}
+	if found := r.Find(n.Name); len(found) > 0 && n.ModelConfig == "" && n.ADConfig == "" {
+		// A family member already listed keeps its own configs and config_id.
+		e := found[0]
+		for _, c := range e.Configs() {
+			if c != "dashboard_default.yaml" && !wsFileRE.MatchString(c) {
+				n.keep = append(n.keep, c)
+			}
+		}
+		for _, c := range e.ADDefaults {
+			if c != "ad_base.yaml" {
+				n.keepAD = append(n.keepAD, c)
+			}
+		}
+		if n.ConfigID == "" && e.ConfigID != "" && (len(n.keep) > 0 || len(n.keepAD) > 0) {
+			n.ConfigID = e.ConfigID
+		}
 	}
 	st := r.style()
 	block := st.render(n, r.Layout)

@@ -1,0 +1,171 @@
+package apply
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/onboarding/edit/cookbook"
+	"github.com/nvidia/adbot/onboarding/edit/edittest"
+	"github.com/nvidia/adbot/onboarding/sizing"
+)
+
+const initPy = `from .modeling_gemma import GemmaADForCausalLM
+from .modeling_glm4_moe_lite import Glm4MoeLiteForCausalLM
+
+__all__ = (
+    "GemmaADForCausalLM",
+    "Glm4MoeLiteForCausalLM",
+)
+`
+
+// checkout copies the fixture files to their upstream paths in a temporary
+// folder, plus an __init__.py (no Python source is stored among the fixtures).
+func checkout(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	root := fixtures.Path(t, "trtllm")
+	dir := t.TempDir()
+	orig := map[string][]byte{}
+	for _, rel := range []string{
+		"examples/auto_deploy/model_registry/models.yaml",
+		"examples/auto_deploy/model_registry/configs/dashboard_default.yaml",
+		"examples/auto_deploy/model_registry/configs/world_size_2.yaml",
+		"examples/auto_deploy/cookbooks/glm_4.7_flash_trtllm_cookbook.ipynb",
+		"docs/source/models/supported-models.md",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig[rel] = b
+	}
+	orig["tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py"] = []byte(initPy)
+	for rel, b := range orig {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, orig
+}
+
+func TestApply(t *testing.T) {
+	dir, orig := checkout(t)
+	c, err := sizing.ParseConfig("config.json", fixtures.Read(t, "hf", "google__gemma-3-27b-it", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := sizing.Make(sizing.Input{ModelID: "google/gemma-3-27b-it", Config: c}, nil)
+	m := Model{
+		ID: "google/gemma-3-27b-it", Display: "Gemma 3 27B", Architecture: "Gemma3ForConditionalGeneration",
+		WorldSize: plan.WorldSize, Layers: 4, ADOnly: true,
+		Family:  []Member{{"google/gemma-3-4b-it", 2}, {"google/gemma-3-12b-it", 2}},
+		Module:  "modeling_gemma3", Classes: []string{"Gemma3ForConditionalGeneration"},
+		Cookbook: cookbook.Model{Params: plan.Params, Context: 131072, MemoryBytes: plan.MemoryBytes, Precision: "BF16"},
+		Date:     time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+	}
+	changes, err := Apply(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for _, ch := range changes {
+		summary = append(summary, ch.Path+": "+ch.What)
+	}
+	want := []string{
+		"examples/auto_deploy/model_registry/configs/gemma-3-27b-it.yaml: created",
+		"examples/auto_deploy/model_registry/models.yaml: google/gemma-3-27b-it reactivated; google/gemma-3-4b-it reactivated; google/gemma-3-12b-it reactivated",
+		"docs/source/models/supported-models.md: inserted (footnote [^5], shared style)",
+		"examples/auto_deploy/cookbooks/gemma_3_27b_it_trtllm_cookbook.ipynb: created",
+		"tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py: registered Gemma3ForConditionalGeneration",
+	}
+	if diff := cmp.Diff(summary, want); diff != "" {
+		t.Errorf("changes (-got +want):\n%s", diff)
+	}
+	// Every edited file differs from its original only where intended.
+	var all strings.Builder
+	for _, ch := range changes {
+		got, err := os.ReadFile(filepath.Join(dir, ch.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := orig[ch.Path]; ok {
+			all.WriteString("=== " + ch.Path + "\n" + edittest.Diff(o, got))
+		} else if strings.HasSuffix(ch.Path, ".yaml") {
+			all.WriteString("=== " + ch.Path + " (new)\n" + string(got))
+		} else {
+			var nb map[string]any
+			if err := json.Unmarshal(got, &nb); err != nil || nb["nbformat"].(float64) != 4 {
+				t.Errorf("%s: not an nbformat-4 notebook: %v", ch.Path, err)
+			}
+		}
+	}
+	edittest.Golden(t, "gemma3.diff.golden", []byte(all.String()))
+	// Idempotent.
+	again, err := Apply(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range again {
+		if ch.Changed {
+			t.Errorf("second run changed %s: %s", ch.Path, ch.What)
+		}
+	}
+	// The full-layer run: only the config's layer line goes.
+	m.Layers = 0
+	before, _ := os.ReadFile(filepath.Join(dir, "examples/auto_deploy/model_registry/configs/gemma-3-27b-it.yaml"))
+	third, err := Apply(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "examples/auto_deploy/model_registry/configs/gemma-3-27b-it.yaml"))
+	if d := edittest.Diff(before, after); d != "@@ line 27: -2 +0\n-model_kwargs:\n-  num_hidden_layers: 4\n" {
+		t.Errorf("full layers diff:\n%s", d)
+	}
+	n := 0
+	for _, ch := range third {
+		if ch.Changed {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("full layers changed %d files", n)
+	}
+}
+
+func TestApplyLeavesNothingOnError(t *testing.T) {
+	dir, orig := checkout(t)
+	// A broken support matrix stops everything before any file is written.
+	bad := filepath.Join(dir, "docs/source/models/supported-models.md")
+	os.WriteFile(bad, []byte("# no table\n"), 0o644)
+	_, err := Apply(dir, Model{ID: "acme/Rocket-7B", Architecture: "RocketForCausalLM", WorldSize: 2})
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("got %v, want an error naming %s", err, bad)
+	}
+	for rel, b := range orig {
+		if rel == "docs/source/models/supported-models.md" {
+			continue
+		}
+		got, _ := os.ReadFile(filepath.Join(dir, rel))
+		if string(got) != string(b) {
+			t.Errorf("%s was written", rel)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "examples/auto_deploy/model_registry/configs/rocket-7b.yaml")); err == nil {
+		t.Error("config YAML was written")
+	}
+}
+
+func TestConfigName(t *testing.T) {
+	for id, want := range map[string]string{"zai-org/GLM-4.7-Flash": "glm-4.7-flash.yaml", "stepfun-ai/Step-3.7-Flash": "step-3.7-flash.yaml"} {
+		if got := ConfigName(id); got != want {
+			t.Errorf("ConfigName(%s) = %s, want %s", id, got, want)
+		}
+	}
+}
