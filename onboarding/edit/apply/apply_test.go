@@ -65,8 +65,8 @@ func TestApply(t *testing.T) {
 	m := Model{
 		ID: "google/gemma-3-27b-it", Display: "Gemma 3 27B", Architecture: "Gemma3ForConditionalGeneration",
 		WorldSize: plan.WorldSize, Layers: 4, ADOnly: true,
-		Family:  []Member{{"google/gemma-3-4b-it", 2}, {"google/gemma-3-12b-it", 2}},
-		Module:  "modeling_gemma3", Classes: []string{"Gemma3ForConditionalGeneration"},
+		Family: []Member{{"google/gemma-3-4b-it", 2}, {"google/gemma-3-12b-it", 2}},
+		Module: "modeling_gemma3", Classes: []string{"Gemma3ForConditionalGeneration"},
 		Cookbook: cookbook.Model{Params: plan.Params, Context: 131072, MemoryBytes: plan.MemoryBytes, Precision: "BF16"},
 		Date:     time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
 	}
