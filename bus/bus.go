@@ -101,3 +101,21 @@ func ParseJobKey(key string) (owner, repo string, issue int, err error) {
 	}
 	return key[:first], key[first+1 : last], issue, nil
 }
+
+// DeliveryKey is the key in DeliveryBucket of the webhook delivery with GUID
+// id (X-GitHub-Delivery): "delivery." and the id with every character outside
+// [A-Za-z0-9_-] replaced by "_" (KV keys allow few characters). The command
+// worker records each delivery it carries out under it; the redelivery
+// sweeper skips a failed delivery that has a record.
+func DeliveryKey(id string) string {
+	var b strings.Builder
+	b.WriteString("delivery.")
+	for _, r := range id {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

@@ -111,3 +111,15 @@ func TestCycleDeduplicated(t *testing.T) {
 		t.Fatalf("stream holds %d messages after 3 publishes with one id, want 1", info.State.Msgs)
 	}
 }
+
+func TestDeliveryKey(t *testing.T) {
+	for id, want := range map[string]string{
+		"f73f08d0-a995-11f0-8d11-0b9d0ae424e4": "delivery.f73f08d0-a995-11f0-8d11-0b9d0ae424e4",
+		"a.b/c*d>":                             "delivery.a_b_c_d_",
+		"bench-7":                              "delivery.bench-7",
+	} {
+		if got := bus.DeliveryKey(id); got != want {
+			t.Errorf("DeliveryKey(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

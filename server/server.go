@@ -49,6 +49,8 @@ type Server struct {
 	clients githubapp.ClientCreator
 	// dryRun is set when clients only print the calls they would make.
 	dryRun bool
+	// botName is the App's login, "<slug>[bot]" ("" when GitHub did not say).
+	botName string
 
 	ns  *natsserver.Server // nil with an external NATS
 	nc  *nats.Conn
@@ -123,6 +125,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.reg = prometheus.NewRegistry()
 	s.metrics = newMetrics(s.reg, s.res)
+	s.botName = s.botLogin()
 	handlers, err := s.eventHandlers()
 	if err != nil {
 		s.Close()

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-github/v62/github"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
 )
 
 // hookDeliveries lists and redelivers the App's webhook deliveries.
@@ -18,8 +20,9 @@ type hookDeliveries interface {
 	RedeliverHookDelivery(ctx context.Context, deliveryID int64) (*github.HookDelivery, *github.Response, error)
 }
 
-// processedStore says whether a delivery GUID was carried out (the
-// adbot-deliveries bucket, written by the command worker).
+// processedStore says whether a delivery GUID reached the command worker:
+// the adbot-deliveries bucket holds a record under bus.DeliveryKey(guid)
+// for each delivery the worker took (done, or in progress).
 type processedStore interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
 }
@@ -194,7 +197,7 @@ func deliveryOK(d *github.HookDelivery) bool {
 }
 
 func (sw *sweeper) isProcessed(ctx context.Context, guid string) (bool, error) {
-	_, err := sw.processed.Get(ctx, guid)
+	_, err := sw.processed.Get(ctx, bus.DeliveryKey(guid))
 	switch {
 	case err == nil:
 		return true, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-github/v62/github"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 )
@@ -41,7 +42,7 @@ func newTestSweeper(t *testing.T, gh *fakegithub.Server, maxAttempts int) (*swee
 		asked:       map[string]askRecord{},
 	}
 	markProcessed := func(guid string) {
-		if _, err := res.Deliveries.Put(context.Background(), guid, []byte("1")); err != nil {
+		if _, err := res.Deliveries.Put(context.Background(), bus.DeliveryKey(guid), []byte(`{"done":true}`)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/handlers"
 )
 
 // This file connects the server to the packages that do the work: handlers/
@@ -19,7 +22,29 @@ type worker interface {
 
 // eventHandlers builds the webhook's event handlers.
 func (s *Server) eventHandlers() ([]githubapp.EventHandler, error) {
-	return nil, nil
+	return handlers.New(handlers.Deps{
+		TriggerLabel: s.cfg.TriggerLabel,
+		AppID:        s.cfg.GitHub.AppID,
+		BotLogin:     s.botName,
+	}.FromResources(s.res)), nil
+}
+
+// botLogin asks GitHub for the App's slug: its comments are signed
+// "<slug>[bot]". Without an answer the App id alone identifies its events.
+func (s *Server) botLogin() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.clients.NewAppClient()
+	if err != nil {
+		s.log.Warn().Err(err).Msg("app client: the App's own events are recognised by its id only")
+		return ""
+	}
+	app, _, err := c.Apps.Get(ctx, "")
+	if err != nil || app.GetSlug() == "" {
+		s.log.Warn().Err(err).Msg("get the App: its own events are recognised by its id only")
+		return ""
+	}
+	return app.GetSlug() + "[bot]"
 }
 
 // errNoWorker is returned while no command worker is built into this binary.
