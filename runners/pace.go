@@ -2,10 +2,7 @@ package runners
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -68,14 +65,12 @@ func (p *pacer) wait(ctx context.Context) error {
 }
 
 // ghTransport authenticates each GitHub request with the job's installation
-// token, paces writes, and waits out rate limits as GitHub asks: retry-after,
-// else x-ratelimit-reset when x-ratelimit-remaining is 0, else a minute.
+// token and paces writes. Retries (5xx, rate limits, as GitHub asks) are
+// ghretry's, above it, so that each attempt is paced too.
 type ghTransport struct {
-	base   http.RoundTripper
-	token  func(ctx context.Context) (string, error)
-	pace   *pacer
-	tries  int
-	maxDur time.Duration
+	base  http.RoundTripper
+	token func(ctx context.Context) (string, error)
+	pace  *pacer
 }
 
 func (t *ghTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -84,55 +79,12 @@ func (t *ghTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	write := req.Method != http.MethodGet && req.Method != http.MethodHead
-	for attempt := 1; ; attempt++ {
-		r := req.Clone(ctx)
-		if req.GetBody != nil {
-			if r.Body, err = req.GetBody(); err != nil {
-				return nil, fmt.Errorf("rewind request body: %w", err)
-			}
-		}
-		r.Header.Set("Authorization", "token "+tok)
-		if write {
-			if err := t.pace.wait(ctx); err != nil {
-				return nil, err
-			}
-		}
-		resp, err := t.base.RoundTrip(r)
-		if err != nil {
+	r := req.Clone(ctx)
+	r.Header.Set("Authorization", "token "+tok)
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		if err := t.pace.wait(ctx); err != nil {
 			return nil, err
 		}
-		wait, limited := rateLimitWait(resp)
-		if !limited || attempt >= t.tries || (req.Body != nil && req.GetBody == nil) || wait > t.maxDur {
-			return resp, nil
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
 	}
-}
-
-// rateLimitWait says whether resp is a rate-limit refusal and how long to wait.
-func rateLimitWait(resp *http.Response) (time.Duration, bool) {
-	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests {
-		return 0, false
-	}
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second, true
-		}
-	}
-	if resp.Header.Get("X-Ratelimit-Remaining") == "0" {
-		if n, err := strconv.ParseInt(resp.Header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
-			return max(time.Until(time.Unix(n, 0)), time.Second), true
-		}
-	}
-	if resp.StatusCode == http.StatusTooManyRequests {
-		return time.Minute, true
-	}
-	return 0, false // a plain 403: a permission problem, not a limit
+	return t.base.RoundTrip(r)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +12,9 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/ghretry"
 	"github.com/nvidia/adbot/onboarding/comments"
+	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
 // reportPermissions are what the Reporter's token may do.
@@ -45,13 +46,11 @@ func newReporter(c *Cycle, hc *http.Client, apiURL string, p *pacer) *Reporter {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	cl.Transport = &ghTransport{
-		base:   base,
-		token:  func(ctx context.Context) (string, error) { return c.Token(ctx, reportPermissions) },
-		pace:   p,
-		tries:  4,
-		maxDur: 15 * time.Minute,
-	}
+	cl.Transport = ghretry.New(&ghTransport{
+		base:  base,
+		token: func(ctx context.Context) (string, error) { return c.Token(ctx, reportPermissions) },
+		pace:  p,
+	}, ghretry.Options{MaxWait: 15 * time.Minute})
 	gh := github.NewClient(&cl)
 	if u, err := url.Parse(apiURL); err == nil {
 		gh.BaseURL = u
@@ -269,66 +268,16 @@ func truncate(s string, n int) string {
 }
 
 // UpdateStatus rewrites the job's status comment (Job.StatusCommentID) with the
-// cycle's progress. Without a status comment it does nothing.
+// cycle's progress (statuscomment.Render). Without a status comment it does nothing.
 func (r *Reporter) UpdateStatus(ctx context.Context) error {
 	j := r.c.Job()
 	if j.StatusCommentID == 0 {
 		return nil
 	}
-	body := StatusBody(j, r.c.CurrentPhase(), time.Now())
-	_, _, err := r.gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: github.String(body)})
+	body := statuscomment.Render(statuscomment.FromJob(&j, r.c.CurrentPhase(), time.Now()))
+	_, _, err := r.gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: github.String(r.c.redact.String(body))})
 	if err != nil {
 		return fmt.Errorf("edit status comment %d: %w", j.StatusCommentID, err)
 	}
 	return nil
-}
-
-// StatusBody renders the job's status comment: phases done in this cycle (in
-// the order they completed), the running one, the runner and its GPUs, elapsed
-// time and the pull request.
-func StatusBody(j bus.Job, running string, now time.Time) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%sStatus of onboarding `%s`\n\n", comments.Prefix, j.ModelID)
-	fmt.Fprintf(&b, "**%s**", j.Status)
-	if j.Note != "" {
-		fmt.Fprintf(&b, ": %s", j.Note)
-	}
-	b.WriteString("\n\n")
-	type done struct {
-		name string
-		at   int64
-	}
-	var phases []done
-	prefix := strconv.Itoa(j.Cycle) + "/"
-	for k, v := range j.Posted {
-		if name, ok := strings.CutSuffix(strings.TrimPrefix(k, prefix), "/done"); ok && strings.HasPrefix(k, prefix) && !strings.Contains(name, "/") {
-			phases = append(phases, done{name, v})
-		}
-	}
-	sort.Slice(phases, func(a, b int) bool {
-		if phases[a].at != phases[b].at {
-			return phases[a].at < phases[b].at
-		}
-		return phases[a].name < phases[b].name
-	})
-	for _, p := range phases {
-		fmt.Fprintf(&b, "- [x] %s\n", p.name)
-	}
-	if running != "" {
-		fmt.Fprintf(&b, "- [ ] %s (running)\n", running)
-	}
-	b.WriteString("\n")
-	if j.Runner != "" {
-		fmt.Fprintf(&b, "Runner: `%s`, GPUs %s", j.Runner, joinInts(j.RunnerGPUs))
-		if !j.Started.IsZero() {
-			fmt.Fprintf(&b, ", running for %s", now.Sub(j.Started).Round(time.Second))
-		}
-		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, "Cycle %d", j.Cycle)
-	if j.PR != 0 {
-		fmt.Fprintf(&b, " · pull request #%d", j.PR)
-	}
-	b.WriteString("\n")
-	return b.String()
 }

@@ -97,7 +97,7 @@ func TestSmokeCycleEndToEnd(t *testing.T) {
 		}
 	}
 	sc, _ := e.gh.Comment(j.StatusCommentID)
-	if sc.Edits == 0 || !strings.Contains(sc.Body, "waiting-review") || !strings.Contains(sc.Body, "- [x] inspect") {
+	if sc.Edits == 0 || !strings.Contains(sc.Body, "waiting for review") || !strings.Contains(sc.Body, "- [x] inspect") {
 		t.Errorf("status comment not kept current (%d edits):\n%s", sc.Edits, sc.Body)
 	}
 	waitFor(t, 5*time.Second, "the cycle to be acknowledged", e.queueEmpty)
