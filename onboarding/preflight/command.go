@@ -100,7 +100,7 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	if v := r.Getenv("HF_HUB_OFFLINE"); v == "1" || strings.EqualFold(v, "true") {
 		*offline = true
 	}
-	res, err := r.preflight(ctx, id, *rev, *cfgPath, *offline, *repo)
+	res, err := r.Check(ctx, id, Options{Revision: *rev, ConfigPath: *cfgPath, Offline: *offline, Repo: *repo})
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,35 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	return writeText(r.Stdout, res)
 }
 
-func (r *Runner) preflight(ctx context.Context, id, rev, cfgPath string, offline bool, repo string) (*Result, error) {
+// Options select the preflight's sources.
+type Options struct {
+	// Revision of the model (branch, tag or commit; "" is main).
+	Revision string
+	// ConfigPath reads the model from a config.json (or its folder) instead.
+	ConfigPath string
+	// Offline uses only the local HuggingFace cache.
+	Offline bool
+	// Repo is a TensorRT-LLM checkout to survey ("" skips the survey).
+	Repo string
+}
+
+// Check sizes the model, checks it against the GPUs r.Inventory reads (none
+// when nil) and, with o.Repo, surveys the checkout. The server calls it for
+// the GPU count of a cycle; the command prints its result.
+func (r *Runner) Check(ctx context.Context, id string, o Options) (*Result, error) {
+	if err := hub.ValidateModelID(id); err != nil {
+		return nil, err
+	}
+	getenv := r.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	rr := *r
+	rr.Getenv = getenv
+	return rr.check(ctx, id, o.Revision, o.ConfigPath, o.Offline, o.Repo)
+}
+
+func (r *Runner) check(ctx context.Context, id, rev, cfgPath string, offline bool, repo string) (*Result, error) {
 	res := &Result{ModelID: id}
 	var known []string // family members the Hub lists
 	var m *hub.Model

@@ -278,3 +278,21 @@ func TestCommandThisMachine(t *testing.T) {
 		t.Errorf("got\n%s", out.String())
 	}
 }
+
+func TestCheckAPI(t *testing.T) {
+	srv := hubServer(t)
+	r := &Runner{Getenv: env{"HF_ENDPOINT": srv.URL}.get}
+	res, err := r.Check(context.Background(), "Qwen/Qwen3-0.6B", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WorldSize != 1 || res.Params != 751632384 || res.Fits.OK != nil {
+		t.Errorf("got %+v", res.Plan)
+	}
+	if _, err := (&Runner{}).Check(context.Background(), "bad id", Options{}); err == nil {
+		t.Error("bad id: no error")
+	}
+}
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
