@@ -293,6 +293,7 @@ func TestCheckAPI(t *testing.T) {
 		t.Error("bad id: no error")
 	}
 }
+
 type env map[string]string
 
 func (e env) get(k string) string { return e[k] }
