@@ -306,3 +306,30 @@ func TestClientSearch(t *testing.T) {
 		t.Error("bad author: no error")
 	}
 }
+
+func TestSnapshotShardedTensors(t *testing.T) {
+	dir := t.TempDir()
+	st := fixtures.Read(t, "hf", "tiny-random-PhiModel", "model.safetensors")
+	os.WriteFile(filepath.Join(dir, "config.json"), fixtures.Read(t, "hf", "tiny-random-PhiModel", "config.json"), 0o644)
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"metadata":{"total_size":1},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "model-00001-of-00002.safetensors"), st, 0o644)
+	s := &Snapshot{Dir: dir}
+	tc, err := s.Tensors()
+	if err != nil || tc != nil {
+		t.Fatalf("one shard of two: %+v, %v; want nothing", tc, err)
+	}
+	os.WriteFile(filepath.Join(dir, "model-00002-of-00002.safetensors"), st, 0o644)
+	tc, err = s.Tensors()
+	if err != nil || tc == nil || tc.Total() != 2*46282 || tc.Tensors != 62 {
+		t.Fatalf("both shards: %+v, %v", tc, err)
+	}
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map":`), 0o644)
+	if _, err := s.Tensors(); err == nil || !strings.Contains(err.Error(), "model.safetensors.index.json") {
+		t.Errorf("broken index: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map":{"a":"model-00002-of-00002.safetensors"}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "model-00002-of-00002.safetensors"), st[:20], 0o644)
+	if _, err := s.Tensors(); err == nil || !strings.Contains(err.Error(), "model-00002-of-00002.safetensors") {
+		t.Errorf("truncated shard: %v", err)
+	}
+}
