@@ -134,3 +134,35 @@ func FuzzEstimate(f *testing.F) {
 		}
 	})
 }
+
+// TestEstimateInline covers families the fixtures lack, with the fields of
+// the models' published config.json files written out here.
+func TestEstimateInline(t *testing.T) {
+	tests := []struct {
+		name      string
+		config    string
+		published float64
+	}{
+		// Qwen/Qwen2.5-7B-Instruct: 7.62B; q/k/v biases.
+		{"Qwen2.5-7B", `{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,"vocab_size":152064,"tie_word_embeddings":false}`, 7.62e9},
+		// meta-llama/Llama-3.2-1B: 1.24B; tied embeddings.
+		{"Llama-3.2-1B", `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":2048,"intermediate_size":8192,"num_hidden_layers":16,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":128256,"tie_word_embeddings":true}`, 1.24e9},
+		// mistralai/Mistral-7B-v0.1: 7.24B.
+		{"Mistral-7B", `{"architectures":["MistralForCausalLM"],"model_type":"mistral","hidden_size":4096,"intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":32000,"tie_word_embeddings":false}`, 7.24e9},
+	}
+	for _, tc := range tests {
+		c, err := ParseConfig(tc.name, []byte(tc.config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, err := EstimateParams(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := (float64(est.Params) - tc.published) / tc.published
+		t.Logf("%s: estimate %d, published %.3gB, error %+.2f%%", tc.name, est.Params, tc.published/1e9, rel*100)
+		if math.Abs(rel) > 0.01 {
+			t.Errorf("%s: %.2f%% from published", tc.name, rel*100)
+		}
+	}
+}
