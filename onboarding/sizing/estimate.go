@@ -99,25 +99,26 @@ type family struct {
 }
 
 var families = map[string]family{
-	"llama":       {kind: kDecoder, gated: true, normsPerLayer: 2},
-	"mistral":     {kind: kDecoder, gated: true, normsPerLayer: 2},
-	"qwen2":       {kind: kDecoder, gated: true, qkvBias: true, normsPerLayer: 2},
-	"qwen3":       {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 2},
-	"phi3":        {kind: kDecoder, gated: true, normsPerLayer: 2},
-	"gemma":       {kind: kDecoder, gated: true, normsPerLayer: 2, tied: true},
-	"gemma2":      {kind: kDecoder, gated: true, normsPerLayer: 4, tied: true},
-	"gemma3_text": {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 4, tied: true, defaults: map[string]int64{"vocab_size": 262208}},
-	"mixtral":     {kind: kDecoder, gated: true, normsPerLayer: 2},
-	"qwen2_moe":   {kind: kDecoder, gated: true, qkvBias: true, normsPerLayer: 2},
-	"qwen3_moe":   {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 2},
-	"gpt_oss":     {kind: kDecoder, gated: true, oBiasWithAttnBias: true, sinks: true, expertBias: true, routerBias: true, normsPerLayer: 2},
-	"deepseek_v2": {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, normsPerLayer: 2},
-	"deepseek_v3": {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
-	"kimi_k2":     {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
-	"glm_moe_dsa": {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
-	"glm4_moe":    {kind: kDecoder, gated: true, qkvBias: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
-	"phi":         {kind: kPhi},
-	"nemotron_h":  {kind: kNemotronH},
+	"llama":        {kind: kDecoder, gated: true, normsPerLayer: 2},
+	"mistral":      {kind: kDecoder, gated: true, normsPerLayer: 2},
+	"qwen2":        {kind: kDecoder, gated: true, qkvBias: true, normsPerLayer: 2},
+	"qwen3":        {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 2},
+	"phi3":         {kind: kDecoder, gated: true, normsPerLayer: 2},
+	"gemma":        {kind: kDecoder, gated: true, normsPerLayer: 2, tied: true},
+	"gemma2":       {kind: kDecoder, gated: true, normsPerLayer: 4, tied: true},
+	"gemma3_text":  {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 4, tied: true, defaults: map[string]int64{"vocab_size": 262208}},
+	"mixtral":      {kind: kDecoder, gated: true, normsPerLayer: 2},
+	"qwen2_moe":    {kind: kDecoder, gated: true, qkvBias: true, normsPerLayer: 2},
+	"qwen3_moe":    {kind: kDecoder, gated: true, qkNorm: true, normsPerLayer: 2},
+	"gpt_oss":      {kind: kDecoder, gated: true, oBiasWithAttnBias: true, sinks: true, expertBias: true, routerBias: true, normsPerLayer: 2},
+	"deepseek_v2":  {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, normsPerLayer: 2},
+	"deepseek_v3":  {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
+	"deepseek_v32": {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
+	"kimi_k2":      {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
+	"glm_moe_dsa":  {kind: kDecoder, gated: true, mla: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
+	"glm4_moe":     {kind: kDecoder, gated: true, qkvBias: true, deepseekMoE: true, routerBias: true, normsPerLayer: 2},
+	"phi":          {kind: kPhi},
+	"nemotron_h":   {kind: kNemotronH},
 }
 
 // KnownModelTypes lists the model_types the estimator knows, sorted.
@@ -235,7 +236,7 @@ func decoder(c *Config, fam family, head bool) (Estimate, error) {
 		p.Head = V * H
 	}
 	if head && tied {
-		notes = append(notes, "tied embeddings: lm_head shares the embedding matrix")
+		notes = append(notes, "tied embeddings: lm_head shares the embedding matrix (a checkpoint may still store it, as Qwen3-0.6B's does)")
 	}
 	// Attention, per layer.
 	var attn int64
