@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Status of one checklist item.
@@ -88,7 +89,9 @@ var (
 	sectionEq = regexp.MustCompile(`^=+\s*(.*?)\s*=*$`)
 	sectionMd = regexp.MustCompile(`^#{1,6}\s+(.*?)\s*#*$`)
 	// item: an id (letters then digits), a status, the rest.
-	item = regexp.MustCompile(`(?i)^([A-Z]{1,3}\d{1,3}[a-z]?)[.:)]?\s+(PASS(?:ED)?|FAIL(?:ED)?|N/?A)\b[\s:.\-–—]*(.*)$`)
+	// Between the id and the status: spaces, or punctuation ("A1: PASS",
+	// "A1 — PASS"), and perhaps a mark such as ✅ or ❌.
+	item = regexp.MustCompile(`(?i)^([A-Z]{1,3}\d{1,3}[a-z]?)(?:\s*[.:)|\-–—]\s*|\s+)(?:[^\w\s]+\s*)?(PASS(?:ED)?|FAIL(?:ED)?|N/?A)\b[\s:.\-–—]*(.*)$`)
 	// location at the start of the rest: "modeling_foo.py:45", "a/b.py:10-20".
 	location = regexp.MustCompile("^`?([\\w./\\-]+\\.\\w+:\\d+(?:[-–]\\d+)?)\\b`?")
 	count    = regexp.MustCompile(`(?i)^(PASSED|FAILED)\s*:?\s*(\d+)\s*(?:/|of)\s*(\d+)`)
@@ -273,9 +276,11 @@ func sectionName(line string) (string, bool) {
 	return "", false
 }
 
-// parseItem reads "ID STATUS rest", after an optional bullet.
+// parseItem reads "ID STATUS rest", after an optional bullet and marks
+// such as ✅.
 func parseItem(line string) (Item, bool) {
 	line = listMark.ReplaceAllString(line, "")
+	line = strings.TrimLeftFunc(line, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	m := item.FindStringSubmatch(line)
 	if m == nil {
 		return Item{}, false

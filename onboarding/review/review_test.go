@@ -112,6 +112,7 @@ func TestParseTolerance(t *testing.T) {
 		{"fail header without fail items", "REVIEW RESULT: FAIL\nA1 PASS x\nPASSED: 1/1\n", false, []string{"header says FAIL but no item FAILs"}},
 		{"no items", "REVIEW RESULT: PASS\n", false, []string{"no checklist items found", "no PASSED/FAILED counts"}},
 		{"duplicate item", "REVIEW RESULT: PASS\nA1 PASS x\nA1 PASS y\nPASSED: 2/2\nFAILED: 0/2\n", true, []string{"line 3: item A1 already given on line 2"}},
+		{"marks and dashes", "REVIEW RESULT: PASS\n✅ A1: PASS — a.py:1 — ok\n- A2 — ✅ PASS - fine\n| C1 | ✅ PASS | a.py:2 | x |\nD4 N/A not MoE\nPASSED: 3/4\nFAILED: 0/4\n", true, nil},
 		{"CRLF", "REVIEW RESULT: FAIL\r\nA1 FAIL a.py:3 — bad\r\nFAILED: 1/1\r\nFailed items requiring fixes:\r\n1. A1 — fix\r\n", false, nil},
 	}
 	for _, tt := range tests {
@@ -185,4 +186,31 @@ func FuzzParse(f *testing.F) {
 			t.Error("OK without a PASS header")
 		}
 	})
+}
+
+func TestParseItem(t *testing.T) {
+	tests := []struct {
+		line string
+		want Item
+		ok   bool
+	}{
+		{"A1  PASS  modeling_foo.py:45 — FooPreTrainedModel", Item{ID: "A1", Status: Pass, Location: "modeling_foo.py:45", Evidence: "FooPreTrainedModel"}, true},
+		{"✅ A1: PASS — a.py:1 — ok", Item{ID: "A1", Status: Pass, Location: "a.py:1", Evidence: "ok"}, true},
+		{"- A2 — ❌ FAIL - b/c.py:7-9 - wrong", Item{ID: "A2", Status: Fail, Location: "b/c.py:7-9", Evidence: "wrong"}, true},
+		{"1. BA2 N/A no fused experts", Item{ID: "BA2", Status: NA, Evidence: "no fused experts"}, true},
+		{"g6 passed `test_x.py:88` second shape (2, 16)", Item{ID: "G6", Status: Pass, Location: "test_x.py:88", Evidence: "second shape (2, 16)"}, true},
+		{"A1 is fine", Item{}, false},
+		{"PASSED: 3/4", Item{}, false},
+		{"NAME PASS", Item{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseItem(clean(tt.line))
+		if ok != tt.ok {
+			t.Errorf("parseItem(%q) ok = %v", tt.line, ok)
+			continue
+		}
+		if diff := cmp.Diff(got, tt.want); diff != "" {
+			t.Errorf("parseItem(%q) (-got +want):\n%s", tt.line, diff)
+		}
+	}
 }
