@@ -145,6 +145,11 @@ func TestParseLog(t *testing.T) {
 			want: nil,
 		},
 		{
+			name: "colour codes",
+			log:  "\x1b[32m[11/27/2026-10:01:10] [TRT-LLM AUTO-DEPLOY] [I]\x1b[0m [PROMPT 0] p: out\n",
+			want: []Pair{{Index: 0, Prompt: "p", Output: "out", Line: 1, Rank: -1}},
+		},
+		{
 			name: "no final newline",
 			log:  "[TRT-LLM AUTO-DEPLOY] [I] [PROMPT 0] p: out",
 			want: []Pair{{Index: 0, Prompt: "p", Output: "out", Line: 1, Rank: -1}},

@@ -61,6 +61,7 @@ var (
 	// or absent.
 	promptLine = regexp.MustCompile(`^(?:` + stamp + `\s*)?\[TRT-LLM(?: AUTO-DEPLOY)?\]((?:\s*\[(?:[IWEDV]|RANK \d+)\])*)\s*\[PROMPT (\d+)\] ?(.*)$`)
 	rankTag    = regexp.MustCompile(`\[RANK (\d+)\]`)
+	ansi       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 	// recordStart matches the first line of any other log record; a
 	// multi-line output ends before it.
 	recordStart = regexp.MustCompile(`^(?:` + stamp + `|\[TRT-LLM[\] ]|\[TensorRT-LLM\]|Traceback \(most recent call last\):)`)
@@ -115,6 +116,9 @@ func ParseLog(r io.Reader, prompts ...string) ([]Pair, error) {
 		}
 		lineN++
 		line := strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r")
+		if strings.Contains(line, "\x1b[") {
+			line = ansi.ReplaceAllString(line, "") // a log captured from a terminal
+		}
 		if m := promptLine.FindStringSubmatch(line); m != nil {
 			if err := flush(); err != nil {
 				return nil, err
