@@ -169,3 +169,28 @@ func TestConfigName(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyInternal uses the newer registry generation, built from the
+// registry README's own example.
+func TestApplyInternal(t *testing.T) {
+	dir, _ := checkout(t)
+	readme := string(fixtures.Read(t, "trtllm", "examples", "auto_deploy", "model_registry", "README.md"))
+	i := strings.Index(readme, "```yaml\nversion: '2.0'\n")
+	j := strings.Index(readme[i+8:], "```")
+	p := filepath.Join(dir, "tensorrt_llm/_torch/auto_deploy/config/model_registry_internal/models.yaml")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	old := []byte(readme[i+8 : i+8+j])
+	os.WriteFile(p, old, 0o644)
+	changes, err := Apply(dir, Model{ID: "meta-llama/Llama-3.1-70B-Instruct", Architecture: "LlamaForCausalLM", WorldSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changes[1].Path != "tensorrt_llm/_torch/auto_deploy/config/model_registry_internal/models.yaml" || !changes[1].Changed {
+		t.Fatalf("changes %+v", changes)
+	}
+	got, _ := os.ReadFile(p)
+	want := "@@ line 9: -0 +6\n+- name: meta-llama/Llama-3.1-70B-Instruct\n+  config_id: llama_3_1_70b_instruct\n+  world_size: 4\n+  ad_defaults: ['ad_base.yaml']\n+  user_configs: ['dashboard_default.yaml', 'llama-3.1-70b-instruct.yaml']\n+\n"
+	if d := edittest.Diff(old, got); d != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", d, want)
+	}
+}
