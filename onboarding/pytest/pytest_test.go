@@ -285,3 +285,39 @@ func FuzzParseJUnit(f *testing.F) {
 		}
 	})
 }
+
+func TestJUnitName(t *testing.T) {
+	tests := []struct{ id, cls, name string }{
+		{"tests/models/test_x.py::TestBlock::test_mlp[a::b]", "tests.models.test_x.TestBlock", "test_mlp[a::b]"},
+		{"test_mixed.py::test_xpass", "test_mixed", "test_xpass"},
+		{"test_collect_error.py", "", "test_collect_error"},
+	}
+	for _, tt := range tests {
+		cls, name := JUnitName(tt.id)
+		if cls != tt.cls || name != tt.name {
+			t.Errorf("JUnitName(%q) = %q, %q", tt.id, cls, name)
+		}
+	}
+}
+
+func TestApplyConsole(t *testing.T) {
+	rep, err := ParseJUnitFile(filepath.Join("testdata", "mixed-ra.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := ParseConsoleFile(filepath.Join("testdata", "mixed-ra.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.ApplyConsole(con); n != 1 {
+		t.Fatalf("changed %d cases, want 1", n)
+	}
+	if rep.Count(XPassed) != 1 || rep.Count(Passed) != 5 {
+		t.Errorf("xpassed %d passed %d", rep.Count(XPassed), rep.Count(Passed))
+	}
+	for _, c := range rep.Cases {
+		if c.Name == "test_xpass" && c.Outcome != XPassed {
+			t.Errorf("test_xpass is %s", c.Outcome)
+		}
+	}
+}
