@@ -185,6 +185,10 @@ func count(n, total int) string {
 
 func writeE2E(b *md, e E2E) {
 	v := e.Verdict
+	if v.Reason == "" && len(v.Pairs) == 0 {
+		b.line("_No end-to-end run was recorded._")
+		return
+	}
 	status := "Failed"
 	if v.OK {
 		status = "Succeeded"

@@ -339,3 +339,16 @@ func TestTestRows(t *testing.T) {
 		t.Error("rows from a nil report")
 	}
 }
+
+func TestEmptyInputs(t *testing.T) {
+	got := Summary(SummaryInput{ModelID: "org/m"})
+	for _, want := range []string{"_The reviewer has not given a verdict._", "_No end-to-end run was recorded._", "_No prompt→output pairs were produced._", "_No command recorded._", "## 11. AutoDeploy cookbook"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("empty summary lacks %q", want)
+		}
+	}
+	body, posts := PRBody(PRInput{ModelID: "org/m", ConfigYAML: "m.yaml"})
+	if len(posts) != 0 || !strings.Contains(body, "python examples/auto_deploy/build_and_run_ad.py --model org/m --args.yaml-extra examples/auto_deploy/model_registry/configs/m.yaml\n") {
+		t.Errorf("empty PR body:\n%s", body)
+	}
+}
