@@ -54,6 +54,9 @@ const (
 
 	// DefaultGitHubTimeout bounds one GitHub API request.
 	DefaultGitHubTimeout = 20 * time.Second
+	// DefaultMaxIdleConnsPerHost is how many idle connections to GitHub and
+	// to the Hub are kept for reuse.
+	DefaultMaxIdleConnsPerHost = 64
 	// DefaultUserAgent is the base of the GitHub clients' User-Agent.
 	DefaultUserAgent = "adbot"
 

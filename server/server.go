@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -149,11 +150,44 @@ func newClientCreator(c GitHubConfig) (githubapp.ClientCreator, error) {
 		githubapp.WithClientUserAgent(c.UserAgent+"/"+version.String()),
 		githubapp.WithClientTimeout(c.Timeout),
 		githubapp.WithClientMiddleware(clientMiddleware()...),
+		githubapp.WithTransport(nullBodyFix{newTransport()}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("github client creator: %w", err)
 	}
 	return cc, nil
+}
+
+// newTransport is the HTTP transport to GitHub and the Hub: http.DefaultTransport
+// keeps only two idle connections per host, so concurrent workers would dial
+// (and TLS-handshake) a new one for most requests.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * DefaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	return t
+}
+
+// nullBodyFix sends "{}" where a client would POST the JSON body "null":
+// ghinstallation marshals its nil token options when it asks for an
+// installation token, and GitHub's OpenAPI description wants an object there.
+type nullBodyFix struct{ next http.RoundTripper }
+
+func (n nullBodyFix) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && r.ContentLength > 0 && r.ContentLength <= 8 && r.GetBody != nil && strings.HasSuffix(r.URL.Path, "/access_tokens") {
+		if b, err := r.GetBody(); err == nil {
+			var buf [8]byte
+			k, _ := io.ReadFull(b, buf[:])
+			_ = b.Close()
+			if strings.TrimSpace(string(buf[:k])) == "null" {
+				r = r.Clone(r.Context())
+				r.Body = io.NopCloser(strings.NewReader("{}"))
+				r.ContentLength = 2
+				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("{}")), nil }
+			}
+		}
+	}
+	return n.next.RoundTrip(r)
 }
 
 // v4URL derives the GraphQL URL from the REST one: api.github.com/graphql, or

@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -57,6 +58,8 @@ type options struct {
 	conns    int
 	workers  int
 	wait     time.Duration
+	// cpuprofile is where the server process's CPU profile goes.
+	cpuprofile string
 	// client side
 	client bool
 	url    string
@@ -73,6 +76,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent client connections")
 	flag.IntVar(&o.workers, "workers", server.DefaultWorkers, "command worker goroutines (full mode)")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the last messages after sending")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server process's CPU profile to `file`")
 	flag.BoolVar(&o.client, "client", false, "internal: run as the sending client process")
 	flag.StringVar(&o.url, "url", "", "internal: webhook URL (client)")
 	flag.IntVar(&o.first, "first", 1, "internal: first issue number (client)")
@@ -288,6 +292,18 @@ func runBench(o options) error {
 		return err
 	}
 	defer cc.Stop()
+
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	// The client, in its own process.
 	self, err := os.Executable()
