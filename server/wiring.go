@@ -3,12 +3,16 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/handlers"
+	"github.com/nvidia/adbot/runners"
 )
 
 // This file connects the server to the packages that do the work: handlers/
@@ -53,11 +57,34 @@ var errNoWorker = errors.New("command worker: jobs package not available in this
 // newWorker builds the command worker.
 func (s *Server) newWorker() (worker, error) { return nil, errNoWorker }
 
-// localRunner is adbot dev's in-process runner.
+// localRunner is adbot dev's in-process runner: the runners package on the
+// server's own NATS connection. When it cannot run here (no TensorRT-LLM
+// mirror, no GPUs), it says so and the rest of dev keeps serving.
 func localRunner() func(ctx context.Context, s *Server) error {
 	return func(ctx context.Context, s *Server) error {
-		zerolog.Ctx(ctx).Warn().Msg("no runner capacity: this build has no local runner; cycles wait on the stream")
-		<-ctx.Done()
+		log := zerolog.Ctx(ctx).With().Str("component", "local-runner").Logger()
+		cfg, err := runners.ConfigFromEnv()
+		if err != nil {
+			return fmt.Errorf("local runner: %w", err)
+		}
+		if cfg.DataDir == "" {
+			cfg.DataDir = filepath.Join(s.cfg.DataDir, "runner")
+		}
+		if cfg.GitHubAPIURL == "" {
+			cfg.GitHubAPIURL = s.cfg.GitHub.V3APIURL
+		}
+		deps := runners.Deps{Conn: s.nc}
+		if d, ok := s.clients.(*dryRunClientCreator); ok {
+			deps.HTTP = &http.Client{Transport: d.rt, Timeout: DefaultGitHubTimeout}
+		}
+		r, err := runners.New(cfg, deps)
+		if err == nil {
+			err = r.Run(log.WithContext(ctx))
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("no runner capacity: the local runner stopped; cycles wait on the stream for another runner")
+			<-ctx.Done()
+		}
 		return nil
 	}
 }
