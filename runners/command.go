@@ -21,10 +21,11 @@ import (
 
 // Command runs `adbot runner`.
 func Command(ctx context.Context, args []string) error {
-	return command(ctx, args, os.Stdout, os.Stderr, nvml.New())
+	return command(ctx, args, os.Stdout, os.Stderr, Deps{NVML: nvml.New()})
 }
 
-func command(ctx context.Context, args []string, stdout, stderr io.Writer, lib nvml.Interface) error {
+// command is Command with its outputs and dependencies given (tests).
+func command(ctx context.Context, args []string, stdout, stderr io.Writer, deps Deps) error {
 	fs := flag.NewFlagSet("adbot runner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	force := fs.Bool("force", false, "on the first SIGTERM or interrupt, stop running cycles at once and give them back (default: finish them first)")
@@ -60,12 +61,12 @@ Flags:
 		return err
 	}
 	if *inventory {
-		return printInventory(ctx, stdout, lib, cfg.GPUs)
+		return printInventory(ctx, stdout, deps.NVML, cfg.GPUs)
 	}
 
 	log := zerolog.New(stderr).With().Timestamp().Logger()
 	ctx = log.WithContext(ctx)
-	r, err := New(cfg, Deps{NVML: lib})
+	r, err := New(cfg, deps)
 	if err != nil {
 		return err
 	}

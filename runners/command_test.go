@@ -21,7 +21,7 @@ func TestInventoryCommand(t *testing.T) {
 	host.Use(1, 6<<30, 4242)
 	t.Setenv("ADBOT_GPUS", "")
 	var out, errb bytes.Buffer
-	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, host); err != nil {
+	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, Deps{NVML: host}); err != nil {
 		t.Fatal(err)
 	}
 	var rep InventoryReport
@@ -41,7 +41,7 @@ func TestInventoryCommand(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, gputest.Missing()); err != nil {
+	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, Deps{NVML: gputest.Missing()}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"nvml": false`) || !strings.Contains(out.String(), "ERROR_LIBRARY_NOT_FOUND") {
@@ -49,20 +49,20 @@ func TestInventoryCommand(t *testing.T) {
 	}
 
 	t.Setenv("ADBOT_GPUS", "0,x")
-	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, host); err == nil || !strings.Contains(err.Error(), `"x" is not a GPU index`) {
+	if err := command(context.Background(), []string{"--inventory"}, &out, &errb, Deps{NVML: host}); err == nil || !strings.Contains(err.Error(), `"x" is not a GPU index`) {
 		t.Errorf("bad ADBOT_GPUS: %v", err)
 	}
 }
 
 func TestCommandFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	if err := command(context.Background(), []string{"--help"}, &out, &errb, gputest.H100(1)); !errors.Is(err, flag.ErrHelp) {
+	if err := command(context.Background(), []string{"--help"}, &out, &errb, Deps{NVML: gputest.H100(1)}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
 	if !strings.Contains(errb.String(), "--force") || !strings.Contains(errb.String(), "ADBOT_GPUS") {
 		t.Errorf("usage lacks --force or ADBOT_GPUS:\n%s", errb.String())
 	}
-	if err := command(context.Background(), []string{"extra"}, &out, &errb, gputest.H100(1)); err == nil {
+	if err := command(context.Background(), []string{"extra"}, &out, &errb, Deps{NVML: gputest.H100(1)}); err == nil {
 		t.Error("stray argument accepted")
 	}
 }

@@ -412,7 +412,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		}
 	}()
 	cy.Worktree = wt
-	cy.redact = proc.NewRedactor()
+	cy.redact = proc.NewRedactor(r.passedSecrets()...)
 	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, redact: cy.redact}
 	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number)}
 	cy.Reporter = newReporter(cy, r.deps.HTTP, r.cfg.GitHubAPIURL, r.pacer())
@@ -425,6 +425,14 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Warn().Err(err).Msg("forced stop: cycle given back for another runner")
 		releaseLease()
 		_ = msg.Nak()
+		return
+	case errors.Is(cause, bus.ErrJobEnded):
+		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
+		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
+			log.Warn().Err(ferr).Msg("record end of stopped cycle")
+		}
+		releaseLease()
+		_ = msg.Ack()
 		return
 	case errors.Is(cause, ErrLeaseLost) || errors.Is(err, ErrLeaseLost):
 		log.Error().Err(err).Msg("lease lost: another runner has the job; stopping")
@@ -487,6 +495,20 @@ func runWorkflow(ctx context.Context, w Workflow, c *Cycle) (err error) {
 	return w.Run(ctx, c)
 }
 
+var secretName = regexp.MustCompile(`(?i)token|secret|password|passwd|credential|private|api_?key|access_?key`)
+
+// passedSecrets are the values of passed-through variables whose names say
+// they are secret (HF_TOKEN, ...): redacted from everything that leaves the host.
+func (r *Runner) passedSecrets() []string {
+	var out []string
+	for _, k := range r.cfg.PassEnv {
+		if v := os.Getenv(k); v != "" && secretName.MatchString(k) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // stale says why cycle n of j needs no work ("" when it does).
 func stale(j *bus.Job, n int) string {
 	switch {
@@ -517,6 +539,11 @@ func (r *Runner) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 		}
 		if err := msg.InProgress(); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("in progress")
+		}
+		if j, _, err := bus.GetJob(ctx, r.res.Jobs, l.key); err == nil && j.Status.Terminal() {
+			zerolog.Ctx(ctx).Info().Str("status", string(j.Status)).Msg("job ended while its cycle ran: stopping it")
+			cancel(fmt.Errorf("job %s is %s: %w", l.key, j.Status, bus.ErrJobEnded))
+			return
 		}
 		err := l.renew(ctx)
 		if err == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/gpu/gputest"
@@ -28,6 +29,11 @@ type started struct {
 
 func (e *env) start(name string, host *gputest.Host, wf runners.Workflow) *started {
 	e.t.Helper()
+	return e.startWith(name, host, wf, nil)
+}
+
+func (e *env) startWith(name string, host *gputest.Host, wf runners.Workflow, mod func(*runners.Config)) *started {
+	e.t.Helper()
 	cfg := runners.Config{
 		Name:          name,
 		DataDir:       e.t.TempDir(),
@@ -36,6 +42,9 @@ func (e *env) start(name string, host *gputest.Host, wf runners.Workflow) *start
 		DiskFloor:     -1,
 		AdmitInterval: 50 * time.Millisecond,
 		Pace:          -1,
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	r, err := runners.New(cfg, runners.Deps{Conn: e.nc, NVML: host, Workflow: wf})
 	if err != nil {
@@ -70,6 +79,19 @@ func TestSmokeCycleEndToEnd(t *testing.T) {
 	key := e.addJob(7, 1)
 	host := gputest.H100(2)
 	host.Use(0, 30<<30, 999) // someone else's job holds GPU 0
+	var chunkMu sync.Mutex
+	var chunks []runners.LogChunk
+	sub, err := e.nc.Subscribe(runners.LogSubjectPrefix+key, func(m *nats.Msg) {
+		var c runners.LogChunk
+		_ = json.Unmarshal(m.Data, &c)
+		chunkMu.Lock()
+		chunks = append(chunks, c)
+		chunkMu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	s := e.start("r1", host, runners.SmokeWorkflow{})
 
 	waitFor(t, 20*time.Second, "the job to wait for review", func() bool { return e.job(key).Status == bus.StatusWaitingReview })
@@ -113,6 +135,21 @@ func TestSmokeCycleEndToEnd(t *testing.T) {
 	_ = json.Unmarshal(p.Value(), &pres)
 	if pres.GPUs != 2 || pres.Name != "r1" {
 		t.Errorf("presence = %+v", pres)
+	}
+	// Output streamed live, in order per step.
+	chunkMu.Lock()
+	next := map[string]int{}
+	var streamed strings.Builder
+	for _, c := range chunks {
+		if c.Seq != next[c.Step] {
+			t.Errorf("step %s: chunk %d arrived when %d was due", c.Step, c.Seq, next[c.Step])
+		}
+		next[c.Step] = c.Seq + 1
+		streamed.WriteString(c.Data)
+	}
+	chunkMu.Unlock()
+	if !strings.Contains(streamed.String(), "## adbot/qwen-qwen3-0.6b-7") {
+		t.Errorf("live log lacks git status output: %q", streamed.String())
 	}
 	s.stop()
 	s.wait(t)
@@ -407,5 +444,42 @@ func TestTransientFailureRetries(t *testing.T) {
 	waitFor(t, 5*time.Second, "the note", func() bool { return strings.Contains(e.job(key).Note, "hub unreachable") })
 	if st := e.job(key).Status; st == bus.StatusFailed {
 		t.Errorf("transient failure failed the job")
+	}
+}
+
+func TestCancelledJobStopsItsCycle(t *testing.T) {
+	e := newEnv(t)
+	key := e.addJob(9, 1)
+	stopped := make(chan error, 1)
+	wf := runners.WorkflowFunc(func(ctx context.Context, c *runners.Cycle) error {
+		_, err := c.Exec(ctx, proc.Cmd{Name: "sleep", Args: []string{"sleep", "60"}})
+		stopped <- err
+		return err
+	})
+	e.start("a", gputest.H100(1), wf)
+	waitFor(t, 10*time.Second, "the cycle to start", func() bool { return e.job(key).Status == bus.StatusRunning })
+	if _, err := bus.UpdateJob(context.Background(), e.res.Jobs, key, func(j *bus.Job) error { j.Status = bus.StatusCancelled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("process ended with %v, want cancelled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancelling the job did not stop its cycle")
+	}
+	waitFor(t, 5*time.Second, "the runner to let go", func() bool { j := e.job(key); return j.Runner == "" && j.Status == bus.StatusCancelled })
+	waitFor(t, 5*time.Second, "the cycle acknowledged", e.queueEmpty)
+}
+
+func TestLowDiskTakesNoWork(t *testing.T) {
+	e := newEnv(t)
+	key := e.addJob(10, 1)
+	s := e.startWith("full", gputest.H100(1), runners.SmokeWorkflow{}, func(c *runners.Config) { c.DiskFloor = 1 << 62 })
+	waitFor(t, 5*time.Second, "presence saying draining", func() bool { return s.r.Presence().Draining })
+	time.Sleep(300 * time.Millisecond)
+	if st := e.job(key).Status; st != bus.StatusQueued {
+		t.Errorf("runner below its disk floor took work: %s", st)
 	}
 }
