@@ -71,8 +71,11 @@ const (
 
 	// DefaultTokenTimeout bounds one token request, GitHub round trip included.
 	DefaultTokenTimeout = 15 * time.Second
-	// DefaultWorkers is the number of command worker goroutines.
-	DefaultWorkers = 4
+	// DefaultWorkers is the number of command worker goroutines. Each carries
+	// out one command at a time and spends most of it waiting on GitHub, the
+	// Hub and JetStream: 16 keep a 500/s burst under 20 ms at p99 on two cores
+	// (docs/BENCHMARKS.md, "Webhook intake").
+	DefaultWorkers = 16
 	// DefaultNATSConnectTimeout bounds the first connection to NATS and the bus set-up.
 	DefaultNATSConnectTimeout = 30 * time.Second
 )
