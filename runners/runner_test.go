@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -481,5 +482,44 @@ func TestLowDiskTakesNoWork(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if st := e.job(key).Status; st != bus.StatusQueued {
 		t.Errorf("runner below its disk floor took work: %s", st)
+	}
+}
+
+func TestLongLogIsSplitIntoKeyedComments(t *testing.T) {
+	e := newEnv(t)
+	key := e.addJob(11, 1)
+	var log strings.Builder
+	for i := range 6000 {
+		fmt.Fprintf(&log, "line %05d of a long pytest log with the token ghs_testtoken_r in it\n", i)
+	}
+	var ids []int64
+	wf := runners.WorkflowFunc(func(ctx context.Context, c *runners.Cycle) error {
+		return c.Phase(ctx, "tests", func(ctx context.Context) error {
+			var err error
+			ids, err = c.Reporter.Comment(ctx, 0, "tests/log", comments.Post{Title: "pytest log", Log: log.String(), Collapsed: true})
+			return err
+		})
+	})
+	e.start("r", gputest.H100(1), wf)
+	waitFor(t, 10*time.Second, "the job to finish", func() bool { return e.job(key).Status == bus.StatusWaitingReview })
+	var parts []string
+	for _, c := range e.gh.Comments(testOwner, testRepo, 11) {
+		if strings.Contains(c.Body, "pytest log") {
+			parts = append(parts, c.Body)
+		}
+	}
+	if len(parts) < 6 || len(parts) != len(ids) {
+		t.Fatalf("%d parts posted, %d ids; want the log split in several", len(parts), len(ids))
+	}
+	for i, p := range parts {
+		if len([]rune(p)) > 65536 || !strings.HasPrefix(p, "[AGENT] ") {
+			t.Errorf("part %d: %d characters, prefix %q", i+1, len([]rune(p)), p[:10])
+		}
+		if !strings.HasSuffix(p, fmt.Sprintf("<!-- adbot:key 1/tests/log#%d -->", i+1)) {
+			t.Errorf("part %d lacks its key marker", i+1)
+		}
+		if strings.Contains(p, "ghs_testtoken_r") {
+			t.Errorf("part %d holds the runner's token", i+1)
+		}
 	}
 }
