@@ -88,8 +88,12 @@ func DevCommand(ctx context.Context, args []string) error {
 	if *port != 0 {
 		cfg.Server.Port = *port
 	}
+	// dev is for one machine: listen on loopback unless told otherwise.
 	if cfg.NATS.URL == "" && cfg.NATS.Embedded.Host == DefaultNATSHost {
 		cfg.NATS.Embedded.Host = "127.0.0.1"
+	}
+	if cfg.Server.Address == "" {
+		cfg.Server.Address = "127.0.0.1"
 	}
 	cfg.Logging.Text = true
 	log, err := newLogger(cfg.Logging, os.Stderr)

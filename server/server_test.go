@@ -389,3 +389,29 @@ func TestServeHTTPDirect(t *testing.T) {
 		t.Errorf("command = %+v, %v", c, err)
 	}
 }
+
+type captureRT struct{ body string }
+
+func (c *captureRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	b, _ := io.ReadAll(r.Body)
+	c.body = string(b)
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+}
+
+func TestNullBodyFix(t *testing.T) {
+	tests := []struct{ method, path, body, want string }{
+		{"POST", "/app/installations/1/access_tokens", "null\n", "{}"},
+		{"POST", "/app/installations/1/access_tokens", `{"repositories":["r"]}`, `{"repositories":["r"]}`},
+		{"POST", "/repos/o/r/issues/1/comments", "null\n", "null\n"},
+	}
+	for _, tc := range tests {
+		c := &captureRT{}
+		req, _ := http.NewRequest(tc.method, "http://x"+tc.path, strings.NewReader(tc.body))
+		if _, err := (nullBodyFix{c}).RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+		if c.body != tc.want {
+			t.Errorf("%s %s with %q sent %q, want %q", tc.method, tc.path, tc.body, c.body, tc.want)
+		}
+	}
+}
