@@ -132,6 +132,13 @@ func (c *Cycle) CurrentPhase() string {
 // Redactor removes secrets (tokens fetched for the cycle among them) from text.
 func (c *Cycle) Redactor() *proc.Redactor { return c.redact }
 
+func (c *Cycle) redactString(s string) string {
+	if c.redact == nil {
+		return s
+	}
+	return c.redact.String(s)
+}
+
 // UpdateJob changes the job record by compare-and-swap, failing with
 // ErrLeaseLost when another runner has taken the job over meanwhile.
 func (c *Cycle) UpdateJob(ctx context.Context, mutate func(*bus.Job) error) (*bus.Job, error) {
@@ -395,15 +402,36 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 	}
 	cy.job = *jp
 
+	// giveBack returns the cycle to the queue: the job says queued again (with
+	// why), the lease is freed, and the message comes back after delay (at
+	// once when the runner is forced to stop).
+	giveBack := func(why string, delay time.Duration) {
+		bctx := context.WithoutCancel(ctx)
+		_, _ = bus.UpdateJob(bctx, r.res.Jobs, key, func(j *bus.Job) error {
+			if j.Runner != cy.Runner || j.Cycle != c.Number || j.Status != bus.StatusRunning {
+				return bus.ErrUnchanged
+			}
+			j.Status, j.Runner, j.RunnerGPUs = bus.StatusQueued, "", nil
+			j.Note = cy.redactString(why)
+			return nil
+		})
+		releaseLease()
+		if r.forceCtx.Err() != nil || delay <= 0 {
+			_ = msg.Nak()
+		} else {
+			_ = msg.NakWithDelay(delay)
+		}
+	}
+
 	if err := r.mirror.Fetch(wctx); err != nil {
 		log.Error().Err(err).Msg("fetch mirror: cycle given back")
-		_ = msg.NakWithDelay(30 * time.Second)
+		giveBack("runner "+cy.Runner+" could not fetch its mirror; given back", 30*time.Second)
 		return
 	}
 	wt, err := r.mirror.Add(wctx, jp.Branch)
 	if err != nil {
 		log.Error().Err(err).Msg("make worktree: cycle given back")
-		_ = msg.NakWithDelay(time.Minute)
+		giveBack("runner "+cy.Runner+" could not make a worktree; given back", time.Minute)
 		return
 	}
 	defer func() {
@@ -423,8 +451,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 	switch {
 	case r.forceCtx.Err() != nil:
 		log.Warn().Err(err).Msg("forced stop: cycle given back for another runner")
-		releaseLease()
-		_ = msg.Nak()
+		giveBack("runner "+cy.Runner+" was stopped; given back for another runner", 0)
 		return
 	case errors.Is(cause, bus.ErrJobEnded):
 		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
@@ -440,9 +467,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		return
 	case IsTransient(err):
 		log.Warn().Err(err).Msg("transient failure: cycle given back to try again")
-		_, _ = cy.UpdateJob(wctx, func(j *bus.Job) error { j.Note = "retrying after: " + cy.redact.String(err.Error()); return nil })
-		releaseLease()
-		_ = msg.NakWithDelay(30 * time.Second)
+		giveBack("retrying after: "+err.Error(), 30*time.Second)
 		return
 	}
 

@@ -385,6 +385,9 @@ func TestForceGivesCyclesBack(t *testing.T) {
 	a.stop()
 	a.r.Force()
 	a.wait(t)
+	if j := e.job(key); j.Status != bus.StatusQueued || j.Runner != "" || !strings.Contains(j.Note, "was stopped") {
+		t.Errorf("after a forced stop the job is %s with runner %q, note %q; want queued again", j.Status, j.Runner, j.Note)
+	}
 	done := runners.WorkflowFunc(func(ctx context.Context, c *runners.Cycle) error { return nil })
 	e.start("b", gputest.H100(1), done)
 	// Given back at once: b takes it well before the ack wait would.
@@ -443,8 +446,8 @@ func TestTransientFailureRetries(t *testing.T) {
 	e.start("a", gputest.H100(1), wf)
 	waitFor(t, 10*time.Second, "the first try", func() bool { mu.Lock(); defer mu.Unlock(); return tries >= 1 })
 	waitFor(t, 5*time.Second, "the note", func() bool { return strings.Contains(e.job(key).Note, "hub unreachable") })
-	if st := e.job(key).Status; st == bus.StatusFailed {
-		t.Errorf("transient failure failed the job")
+	if j := e.job(key); j.Status != bus.StatusQueued || j.Runner != "" {
+		t.Errorf("after a transient failure the job is %s with runner %q, want queued", j.Status, j.Runner)
 	}
 }
 
