@@ -165,7 +165,7 @@ type NATSConfig struct {
 
 // EmbeddedNATSConfig configures the embedded nats-server.
 type EmbeddedNATSConfig struct {
-	// Host is the interface runners connect to; 0.0.0.0 means every one.
+	// Host is the interface runners connect to (ADBOT_NATS_HOST); 0.0.0.0 means every one.
 	Host string `yaml:"host"`
 	// Port is the client port (ADBOT_NATS_PORT); -1 picks a free one.
 	Port int `yaml:"port"`
@@ -356,6 +356,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	str("NATS_URL", &c.NATS.URL)
 	str("NATS_CREDS", &c.NATS.Creds)
 	str("ADBOT_NATS_TOKEN", &c.NATS.Embedded.Token)
+	str("ADBOT_NATS_HOST", &c.NATS.Embedded.Host)
 	str("HF_ENDPOINT", &c.Hub.Endpoint)
 	str("HF_TOKEN", &c.Hub.Token)
 	str("ADBOT_TRIGGER_LABEL", &c.TriggerLabel)

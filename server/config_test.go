@@ -150,3 +150,15 @@ func FuzzDecodeConfig(f *testing.F) {
 		_ = c.Validate(false) // must not panic
 	})
 }
+
+// TestExampleConfig keeps deploy/adbot.example.yaml in step with Config: it
+// decodes strictly and holds exactly the defaults.
+func TestExampleConfig(t *testing.T) {
+	c, err := LoadConfig(filepath.Join("..", "deploy", "adbot.example.yaml"), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, DefaultConfig()); diff != "" {
+		t.Errorf("example config differs from the defaults (-example +defaults):\n%s", diff)
+	}
+}
