@@ -248,7 +248,7 @@ func (s *Server) createToken(w http.ResponseWriter, idStr string, body []byte) {
 		RepositoryIDs []int64           `json:"repository_ids"`
 		Permissions   map[string]string `json:"permissions"`
 	}
-	if len(body) > 0 {
+	if len(body) > 0 && string(body) != "null" {
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "Invalid request body")
 			return

@@ -1,0 +1,487 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/onboarding/hub"
+	"github.com/nvidia/adbot/onboarding/sizing"
+)
+
+// process carries out one command: authorization first, then 👀, then the
+// command itself.
+func (w *Worker) process(ctx context.Context, st *state) error {
+	c := st.c
+	if c.Owner == "" || c.Repo == "" || c.Issue <= 0 {
+		return &permanentError{fmt.Errorf("command %s names no repository or issue", c.Kind)}
+	}
+	gh, err := w.installationClient(ctx, c)
+	if err != nil {
+		return err
+	}
+	st.gh = gh
+
+	// A pull request being closed is a fact, not a request: nobody to authorize.
+	fact := c.Kind == bus.CmdEnd && (c.Reason == "merged" || c.Reason == "closed")
+	if !fact {
+		ok, err := w.authorized(ctx, gh, c.Owner, c.Repo, c.Actor, c.ActorAssociation)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return w.deny(ctx, st)
+		}
+		if err := w.react(ctx, st); err != nil {
+			return err
+		}
+	}
+
+	switch c.Kind {
+	case bus.CmdOnboard:
+		return w.onboard(ctx, st)
+	case bus.CmdFeedback:
+		return w.feedback(ctx, st)
+	case bus.CmdProceed:
+		return w.proceed(ctx, st)
+	case bus.CmdCancel:
+		return w.cancel(ctx, st)
+	case bus.CmdRetry:
+		return w.retry(ctx, st)
+	case bus.CmdStatus:
+		return w.status(ctx, st)
+	case bus.CmdHelp:
+		return st.reply(ctx, "help", w.helpText(c.Actor, c.Reason))
+	case bus.CmdEnd:
+		return w.end(ctx, st)
+	}
+	return &permanentError{fmt.Errorf("unknown command kind %q", c.Kind)}
+}
+
+// installationClient returns a client for the command's installation, asking
+// GitHub for the repository's installation when the payload had none.
+func (w *Worker) installationClient(ctx context.Context, c bus.Command) (*github.Client, error) {
+	id := c.InstallationID
+	if id == 0 {
+		app, err := w.d.Clients.NewAppClient()
+		if err != nil {
+			return nil, fmt.Errorf("app client: %w", err)
+		}
+		inst, _, err := app.Apps.FindRepositoryInstallation(ctx, c.Owner, c.Repo)
+		if err != nil {
+			return nil, fmt.Errorf("find installation of %s/%s: %w", c.Owner, c.Repo, err)
+		}
+		id = inst.GetID()
+	}
+	gh, err := w.d.Clients.NewInstallationClient(id)
+	if err != nil {
+		return nil, fmt.Errorf("installation client %d: %w", id, err)
+	}
+	return gh, nil
+}
+
+// react puts 👀 on the comment that carried the command, or on the issue that
+// did. A comment deleted meanwhile is no reason to drop the command: only a
+// failure worth retrying is returned.
+func (w *Worker) react(ctx context.Context, st *state) error {
+	c := st.c
+	var err error
+	switch {
+	case c.CommentID != 0:
+		_, _, err = st.gh.Reactions.CreateIssueCommentReaction(ctx, c.Owner, c.Repo, c.CommentID, "eyes")
+		if err != nil {
+			err = fmt.Errorf("react to comment %d on %s/%s: %w", c.CommentID, c.Owner, c.Repo, err)
+		}
+	case strings.HasPrefix(c.Event, "issues."):
+		_, _, err = st.gh.Reactions.CreateIssueReaction(ctx, c.Owner, c.Repo, c.Issue, "eyes")
+		if err != nil {
+			err = fmt.Errorf("react to %s/%s#%d: %w", c.Owner, c.Repo, c.Issue, err)
+		}
+	}
+	if err != nil {
+		if ok, _ := Transient(err); ok {
+			return err
+		}
+		zerolog.Ctx(ctx).Info().Err(err).Msg("Could not react; going on")
+	}
+	return nil
+}
+
+// reply posts an [AGENT] comment on the command's issue once per delivery:
+// what names the reply within the delivery.
+func (st *state) reply(ctx context.Context, what, body string) error {
+	if _, ok := st.rec.Replies[what]; ok {
+		return nil
+	}
+	id, err := st.w.comment(ctx, st.gh, st.c.Owner, st.c.Repo, st.c.Issue, body)
+	if err != nil {
+		return err
+	}
+	if st.rec.Replies == nil {
+		st.rec.Replies = map[string]int64{}
+	}
+	st.rec.Replies[what] = id
+	return st.save(ctx)
+}
+
+// comment posts body (which must begin with [AGENT]) on an issue.
+func (w *Worker) comment(ctx context.Context, gh *github.Client, owner, repo string, issue int, body string) (int64, error) {
+	if !strings.HasPrefix(body, agentPrefix) {
+		body = agentPrefix + " " + body
+	}
+	cm, _, err := gh.Issues.CreateComment(ctx, owner, repo, issue, &github.IssueComment{Body: &body})
+	if err != nil {
+		return 0, fmt.Errorf("comment on %s/%s#%d: %w", owner, repo, issue, err)
+	}
+	return cm.GetID(), nil
+}
+
+// onboard validates the model id, asks the Hub, creates the job, posts its
+// status comment and publishes its first cycle (or waits for /onboard proceed).
+func (w *Worker) onboard(ctx context.Context, st *state) error {
+	c := st.c
+	log := zerolog.Ctx(ctx)
+	if err := hub.ValidateModelID(c.ModelID); err != nil {
+		log.Info().Err(err).Msg("Invalid model id")
+		return st.reply(ctx, "invalid-id", invalidIDText(c.Actor, c.ModelID, err))
+	}
+	key := bus.JobKey(c.Owner, c.Repo, c.Issue)
+	createdHere := "cmd/" + c.DeliveryID + "/created"
+	existing, _, err := bus.GetJob(ctx, w.d.Bus.Jobs, key)
+	switch {
+	case errors.Is(err, bus.ErrNoJob):
+		existing = nil
+	case err != nil:
+		return err
+	}
+	if existing != nil && existing.Posted[createdHere] == 0 && !existing.Status.Terminal() {
+		// One job per issue: say where the one there stands.
+		return st.reply(ctx, "existing", existingJobText(c.Actor, existing))
+	}
+	var j *bus.Job
+	if existing != nil && existing.Posted[createdHere] != 0 {
+		j = existing // this delivery made it before; finish what is left
+	} else {
+		m, err := w.d.Hub.Model(ctx, c.ModelID, "")
+		if err != nil {
+			var he *hub.Error
+			if errors.As(err, &he) && !he.Temporary() {
+				log.Info().Err(err).Msg("Hub refused the model")
+				return st.reply(ctx, "hub", hubRefusalText(c.Actor, he))
+			}
+			return fmt.Errorf("preflight %s: %w", c.ModelID, err)
+		}
+		if m.Disabled {
+			return st.reply(ctx, "hub", hubRefusalText(c.Actor, &hub.Error{ModelID: c.ModelID, Reason: hub.ReasonDisabled}))
+		}
+		j = w.newJob(c, m, existing)
+		j.Posted = map[string]int64{createdHere: 1}
+		if existing == nil {
+			if _, err := bus.CreateJob(ctx, w.d.Bus.Jobs, j); errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("create job %s: another command made it meanwhile: %w", key, err)
+			} else if err != nil {
+				return err
+			}
+		} else {
+			// The issue's last job ended: this request starts it over, keeping
+			// the cycle count so that cycle message ids stay unique.
+			prev := existing
+			j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, key, func(cur *bus.Job) error {
+				if !cur.Status.Terminal() || cur.Updated != prev.Updated {
+					return fmt.Errorf("restart job %s: it changed meanwhile", key)
+				}
+				fresh := w.newJob(c, m, cur)
+				fresh.Posted = map[string]int64{createdHere: 1}
+				*cur = *fresh
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		log.Info().Str(LogKeyJob, key).Int("gpus", j.GPUs).Int64("params", j.Params).Bool("remote_code", j.RemoteCode).
+			Msg("Job created")
+	}
+
+	if err := w.ensureStatusComment(ctx, st.gh, j); err != nil {
+		return err
+	}
+	if j.Status == bus.StatusAwaitingApproval {
+		return st.reply(ctx, "remote-code", remoteCodeText(c.Actor, j))
+	}
+	j, err = bus.Enqueue(ctx, w.d.Bus, key, bus.KindOnboard, nil, c.DeliveryID, func(cur *bus.Job) error {
+		if cur.Cycle > j.Cycle {
+			return bus.ErrUnchanged // published by an earlier try of this delivery
+		}
+		return nil
+	})
+	if errors.Is(err, bus.ErrJobEnded) {
+		return nil // cancelled meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// newJob describes the job an onboard command asks for; prev, when set, is
+// the issue's ended job it replaces.
+func (w *Worker) newJob(c bus.Command, m *hub.Model, prev *bus.Job) *bus.Job {
+	params := int64(0)
+	if m.Tensors != nil {
+		params = m.Tensors.Total
+	}
+	gpus, note := GPUsFor(params)
+	j := &bus.Job{
+		Key: bus.JobKey(c.Owner, c.Repo, c.Issue), Owner: c.Owner, Repo: c.Repo, Issue: c.Issue,
+		InstallationID: c.InstallationID, ModelID: m.ID, Revision: m.SHA, Architecture: m.Architecture(),
+		Params: params, GPUs: gpus, RemoteCode: m.RemoteCode(), Requester: c.Actor, Status: bus.StatusQueued,
+		Note: note,
+	}
+	if j.ModelID == "" {
+		j.ModelID = c.ModelID
+	}
+	if j.RemoteCode {
+		j.Status = bus.StatusAwaitingApproval
+		j.Note = "the model's config runs code from its repository (auto_map): a maintainer must say `/onboard proceed`"
+	}
+	if prev != nil {
+		j.Cycle = prev.Cycle
+		j.StatusCommentID = 0
+		j.Created = w.d.Now().UTC()
+	}
+	return j
+}
+
+// GPUsFor is the GPU count for a parameter count, by the workflow's rule (1
+// under 2B, 2 up to 15B, 4 up to 80B, 8 above; see sizing.WorldSize). An
+// unknown count gets the largest size, so the first run cannot fail for want
+// of memory, and a note saying so.
+func GPUsFor(params int64) (int, string) {
+	n, note := sizing.WorldSize(params)
+	if n <= 0 {
+		return bus.GPUSizes[len(bus.GPUSizes)-1], "the Hub reports no parameter count: assumed the largest GPU count"
+	}
+	if f := bus.FitGPUs(n); f != 0 {
+		n = f
+	}
+	return n, note
+}
+
+// feedback hands review remarks to the job. While a cycle is queued or
+// running they wait in its pending list; on an idle job they wait
+// FeedbackSettle for the rest of a burst (a review's line comments) and then
+// go out as one cycle.
+func (w *Worker) feedback(ctx context.Context, st *state) error {
+	c := st.c
+	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	if errors.Is(err, bus.ErrNoJob) {
+		zerolog.Ctx(ctx).Debug().Msg("Feedback for no job")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.Status.Terminal() {
+		zerolog.Ctx(ctx).Debug().Str(LogKeyJob, j.Key).Msg("Feedback for an ended job")
+		return nil
+	}
+	busy := j.Status == bus.StatusQueued || j.Status == bus.StatusRunning || j.Status == bus.StatusAwaitingApproval
+	if w.d.FeedbackSettle > 0 && !busy && !st.rec.Settling {
+		// First pass: park the remarks, come back when the burst has settled.
+		_, err := bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
+			added := false
+			for _, f := range c.Feedback {
+				if !hasFeedback(cur.PendingFeedback, f) {
+					cur.PendingFeedback = append(cur.PendingFeedback, f)
+					added = true
+				}
+			}
+			if !added {
+				return bus.ErrUnchanged
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, bus.ErrJobEnded) {
+				return nil
+			}
+			return err
+		}
+		return errSettle
+	}
+	fb := c.Feedback
+	if st.rec.Settling {
+		// Second pass: the remarks were parked in the first and may already
+		// have gone out with another remark's cycle; only flush what waits.
+		fb = nil
+	}
+	j2, published, err := bus.QueueFeedback(ctx, w.d.Bus, j.Key, fb, c.DeliveryID)
+	if errors.Is(err, bus.ErrJobEnded) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Bool("published", published).Int("pending", len(j2.PendingFeedback)).
+		Msg("Feedback queued")
+	return w.refreshStatus(ctx, st.gh, j2)
+}
+
+func hasFeedback(list []bus.Feedback, f bus.Feedback) bool {
+	for _, g := range list {
+		if g.Source == f.Source && g.ID == f.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// findJob finds the command's job, replying when there is none.
+func (w *Worker) findJob(ctx context.Context, st *state) (*bus.Job, error) {
+	c := st.c
+	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	if errors.Is(err, bus.ErrNoJob) {
+		return nil, st.reply(ctx, "no-job", noJobText(c.Actor))
+	}
+	return j, err
+}
+
+// proceed starts a job that waited for approval to run remote code.
+func (w *Worker) proceed(ctx context.Context, st *state) error {
+	j, err := w.findJob(ctx, st)
+	if j == nil {
+		return err
+	}
+	if j.Status != bus.StatusAwaitingApproval {
+		return st.reply(ctx, "proceed", nothingAwaitsText(st.c.Actor, j))
+	}
+	j, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, func(cur *bus.Job) error {
+		if cur.Status != bus.StatusAwaitingApproval {
+			return bus.ErrUnchanged
+		}
+		cur.Note = "approved to run remote code by @" + st.c.Actor
+		return nil
+	})
+	if errors.Is(err, bus.ErrJobEnded) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// cancel ends a job; runners watching it stop.
+func (w *Worker) cancel(ctx context.Context, st *state) error {
+	j, err := w.findJob(ctx, st)
+	if j == nil {
+		return err
+	}
+	if j.Status.Terminal() {
+		return st.reply(ctx, "cancel", alreadyEndedText(st.c.Actor, j))
+	}
+	j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
+		if cur.Status.Terminal() {
+			return bus.ErrUnchanged
+		}
+		cur.Status, cur.Note = bus.StatusCancelled, "cancelled by @"+st.c.Actor
+		cur.PendingFeedback, cur.Outbox = nil, nil
+		cur.Completed = w.d.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// retry runs a failed job's last cycle again.
+func (w *Worker) retry(ctx context.Context, st *state) error {
+	j, err := w.findJob(ctx, st)
+	if j == nil {
+		return err
+	}
+	if j.Status != bus.StatusFailed {
+		return st.reply(ctx, "retry", cannotRetryText(st.c.Actor, j))
+	}
+	j, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindRetry, nil, st.c.DeliveryID, func(cur *bus.Job) error {
+		if cur.Status != bus.StatusFailed {
+			return bus.ErrUnchanged
+		}
+		cur.Note = "retried by @" + st.c.Actor
+		return nil
+	})
+	if errors.Is(err, bus.ErrJobEnded) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// status answers with where the job stands and refreshes its status comment.
+func (w *Worker) status(ctx context.Context, st *state) error {
+	j, err := w.findJob(ctx, st)
+	if j == nil {
+		return err
+	}
+	if err := w.refreshStatus(ctx, st.gh, j); err != nil {
+		return err
+	}
+	return st.reply(ctx, "status", statusText(st.c.Actor, j, w.queuePosition(ctx, j)))
+}
+
+// end finishes a job: an approval of the head last tested, a closing phrase,
+// or its pull request closed.
+func (w *Worker) end(ctx context.Context, st *state) error {
+	c := st.c
+	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	if errors.Is(err, bus.ErrNoJob) {
+		zerolog.Ctx(ctx).Debug().Msg("End for no job")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.Status.Terminal() {
+		return nil
+	}
+	var note string
+	switch c.Reason {
+	case "approved":
+		if j.HeadSHA == "" || !strings.EqualFold(c.CommitSHA, j.HeadSHA) {
+			zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Str("approved", c.CommitSHA).Str("tested", j.HeadSHA).
+				Msg("Approval of an untested head")
+			return st.reply(ctx, "untested", untestedApprovalText(c.Actor, c.CommitSHA, j.HeadSHA))
+		}
+		note = "approved by @" + c.Actor
+	case "merged":
+		note = "pull request merged"
+	case "closed":
+		note = "pull request closed without merging"
+	default:
+		note = "ended by @" + c.Actor
+	}
+	j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
+		if cur.Status.Terminal() {
+			return bus.ErrUnchanged
+		}
+		cur.Status, cur.Note = bus.StatusDone, note
+		cur.PendingFeedback, cur.Outbox = nil, nil
+		cur.Completed = w.d.Now().UTC()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Str("reason", c.Reason).Msg("Job ended")
+	return w.refreshStatus(ctx, st.gh, j)
+}

@@ -1,0 +1,167 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/onboarding/hub"
+)
+
+// The bot's replies. Each begins with [AGENT]. Text from a payload appears
+// only inside a code span, clipped, with backticks removed.
+
+func code(s string) string {
+	s = strings.NewReplacer("`", "'", "\n", " ", "\r", " ").Replace(clip(s, 100))
+	return "`" + s + "`"
+}
+
+func deniedText(user, bot string) string {
+	return fmt.Sprintf("%s Hi @%s, thanks for the request! Only people with write access to this repository can ask %s "+
+		"to onboard a model or steer a job, so I'll leave this one to a maintainer. "+
+		"(I say this once per issue.)", agentPrefix, user, bot)
+}
+
+func invalidIDText(user, id string, err error) string {
+	return fmt.Sprintf("%s @%s I can't onboard %s: %s.\n\n"+
+		"Write the HuggingFace repo id as `onboard <org>/<name>`, for example `onboard Qwen/Qwen3-0.6B`, "+
+		"in the issue title or its first line (a `https://huggingface.co/<org>/<name>` link works too).",
+		agentPrefix, user, code(id), strings.TrimSuffix(explain(err), "."))
+}
+
+// explain turns hub.ValidateModelID's error into a sentence without repeating the id.
+func explain(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "model id \"") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func hubRefusalText(user string, e *hub.Error) string {
+	var why string
+	switch e.Reason {
+	case hub.ReasonNotFound:
+		why = "the HuggingFace Hub has no model by that id (or it is private and my token cannot see it). Check the spelling and the organization."
+	case hub.ReasonGated:
+		why = "the model is gated: the HuggingFace token I use must be granted access on the model's page first. Once it is, comment `/onboard " + e.ModelID + "` here to try again."
+	case hub.ReasonRevision:
+		why = "the Hub has no such revision of it."
+	case hub.ReasonDisabled:
+		why = "the model is disabled on the HuggingFace Hub."
+	case hub.ReasonUnauthorized:
+		why = "the Hub refused my token for it (private or gated)."
+	default:
+		why = e.Error()
+	}
+	return fmt.Sprintf("%s @%s I can't onboard %s: %s", agentPrefix, user, code(e.ModelID), why)
+}
+
+func existingJobText(user string, j *bus.Job) string {
+	return fmt.Sprintf("%s @%s this issue already has a job: onboarding %s, **%s**%s. "+
+		"See the status comment above; `/onboard cancel` ends it.",
+		agentPrefix, user, code(j.ModelID), j.Status, noteSuffix(j))
+}
+
+func remoteCodeText(user string, j *bus.Job) string {
+	return fmt.Sprintf("%s @%s %s ships its own modeling code (its config has an `auto_map`), so running it means "+
+		"running code from its repository on our GPU hosts. A maintainer must review that code and comment "+
+		"`/onboard proceed` before I start.", agentPrefix, user, code(j.ModelID))
+}
+
+func noJobText(user string) string {
+	return fmt.Sprintf("%s @%s there is no onboarding job here. Open an issue titled `onboard <org>/<name>` to start one.",
+		agentPrefix, user)
+}
+
+func nothingAwaitsText(user string, j *bus.Job) string {
+	return fmt.Sprintf("%s @%s nothing here waits for approval: the job is **%s**%s.", agentPrefix, user, j.Status, noteSuffix(j))
+}
+
+func alreadyEndedText(user string, j *bus.Job) string {
+	return fmt.Sprintf("%s @%s the job has already ended (**%s**%s).", agentPrefix, user, j.Status, noteSuffix(j))
+}
+
+func cannotRetryText(user string, j *bus.Job) string {
+	hint := ""
+	switch {
+	case j.Status == bus.StatusQueued || j.Status == bus.StatusRunning:
+		hint = " A cycle is already under way."
+	case j.Status.Terminal():
+		hint = " To start over, comment `/onboard " + j.ModelID + "`."
+	case j.Status == bus.StatusAwaitingApproval:
+		hint = " It waits for `/onboard proceed`."
+	case j.Status == bus.StatusWaitingReview:
+		hint = " Review comments on the pull request start the next cycle."
+	}
+	return fmt.Sprintf("%s @%s `/onboard retry` runs a failed cycle again, but the job is **%s**.%s",
+		agentPrefix, user, j.Status, hint)
+}
+
+func statusText(user string, j *bus.Job, position int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s @%s onboarding %s: **%s**%s.", agentPrefix, user, code(j.ModelID), j.Status, noteSuffix(j))
+	if j.Phase != "" {
+		fmt.Fprintf(&b, " Last phase done: %s.", j.Phase)
+	}
+	if position > 0 {
+		fmt.Fprintf(&b, " %d cycle(s) for %d GPUs wait ahead or with it.", position, j.GPUs)
+	}
+	if j.Runner != "" {
+		fmt.Fprintf(&b, " Runner `%s`.", j.Runner)
+	}
+	if j.PR != 0 {
+		fmt.Fprintf(&b, " Pull request #%d.", j.PR)
+	}
+	if len(j.PendingFeedback) > 0 {
+		fmt.Fprintf(&b, " %d review remark(s) wait for the next cycle.", len(j.PendingFeedback))
+	}
+	b.WriteString(" The status comment above has the details.")
+	return b.String()
+}
+
+func untestedApprovalText(user, approved, tested string) string {
+	if tested == "" {
+		return fmt.Sprintf("%s @%s thanks for the approval, but I have not tested any head of this pull request yet, "+
+			"so it does not end the job. Approve again once my tests have run.", agentPrefix, user)
+	}
+	return fmt.Sprintf("%s @%s thanks for the approval, but it is for %s while the head I last tested is %s, "+
+		"so it does not end the job. Approve again once my tests have run on the new head.",
+		agentPrefix, user, code(short(approved)), code(short(tested)))
+}
+
+func (w *Worker) helpText(user, unknown string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s @%s ", agentPrefix, user)
+	if unknown != "" {
+		fmt.Fprintf(&b, "I did not understand %s. ", code(unknown))
+	}
+	fmt.Fprintf(&b, "Here is what I understand (only from people with write access):\n\n"+
+		"- An issue titled `onboard <org>/<name>` (or with that as its first line), or the `%s` label on an issue "+
+		"whose title names the model: onboard that HuggingFace model into AutoDeploy.\n"+
+		"- `/onboard proceed`: start a job that waits because the model runs remote code.\n"+
+		"- `/onboard cancel`: stop the job.\n"+
+		"- `/onboard retry`: run a failed cycle again.\n"+
+		"- `/onboard status`: where the job stands.\n"+
+		"- `/onboard help`: this list.\n"+
+		"- Any other comment or review on the job's pull request: feedback for the next cycle "+
+		"(remarks that arrive while a cycle runs go out together in the next one).\n"+
+		"- An approval of the head I last tested, or a comment that says only `LGTM`, "+
+		"`looks good, we're done`, `no more changes needed` or `agent work complete`: the job is done.",
+		w.d.TriggerLabel)
+	return b.String()
+}
+
+func noteSuffix(j *bus.Job) string {
+	if j.Note == "" {
+		return ""
+	}
+	return " (" + strings.TrimSuffix(j.Note, ".") + ")"
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
