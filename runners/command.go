@@ -64,7 +64,7 @@ Flags:
 		return printInventory(ctx, stdout, deps.NVML, cfg.GPUs)
 	}
 
-	log := zerolog.New(stderr).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.SyncWriter(stderr)).With().Timestamp().Logger()
 	ctx = log.WithContext(ctx)
 	r, err := New(cfg, deps)
 	if err != nil {
