@@ -144,6 +144,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.mirror.Ensure(ctx); err != nil {
 		return fmt.Errorf("prepare mirror: %w", err)
 	}
+	// One checkout ready before the first job, so that it too only switches
+	// branches (see docs/BENCHMARKS.md, "Runner").
+	if err := r.mirror.Prewarm(ctx, 1); err != nil {
+		log.Warn().Err(err).Msg("prewarm a worktree")
+	}
 
 	// The heartbeat lives until every cycle has ended.
 	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))

@@ -211,6 +211,43 @@ func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
 	return w, nil
 }
 
+// Prewarm makes sure at least n worktree slots hold a checkout (detached at
+// the default branch), so that the first jobs on a host also recycle a slot
+// instead of checking out the whole tree. It skips slots in use.
+func (m *Mirror) Prewarm(ctx context.Context, n int) error {
+	if err := m.CheckDisk(); err != nil {
+		return err
+	}
+	def, err := m.DefaultBranch(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		dir := filepath.Join(m.WorkRoot, "wt-"+strconv.Itoa(i))
+		if isWorktree(dir) {
+			continue
+		}
+		f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o640)
+		if err != nil {
+			return fmt.Errorf("open slot lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		m.mu.Lock()
+		_ = os.RemoveAll(dir)
+		_, _ = git(ctx, m.Dir, nil, "worktree", "prune")
+		_, err = git(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--force", "--detach", dir, "refs/remotes/origin/"+def)
+		m.mu.Unlock()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("prewarm worktree %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // takeSlot locks the first free slot directory under WorkRoot, preferring one
 // that already holds a worktree.
 func (m *Mirror) takeSlot() (string, *os.File, error) {

@@ -137,3 +137,32 @@ func TestAddRejectsBadBranch(t *testing.T) {
 		}
 	}
 }
+
+func TestPrewarmedSlotIsRecycled(t *testing.T) {
+	ctx := context.Background()
+	bare := remote(t)
+	data := t.TempDir()
+	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Prewarm(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Prewarm(ctx, 2); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	w, err := m.Add(ctx, "adbot/x-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Dir != filepath.Join(data, "wt", "wt-0") {
+		t.Errorf("first job got %s, want the prewarmed wt-0", w.Dir)
+	}
+	if got := run(t, w.Dir, "git", "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/x-1" {
+		t.Errorf("branch = %q", got)
+	}
+	if err := w.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
