@@ -218,6 +218,9 @@ func (m *Mirror) Prewarm(ctx context.Context, n int) error {
 	if err := m.CheckDisk(); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+		return fmt.Errorf("make worktree root: %w", err)
+	}
 	def, err := m.DefaultBranch(ctx)
 	if err != nil {
 		return err
