@@ -2,16 +2,19 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/handlers"
+	"github.com/nvidia/adbot/jobs"
+	"github.com/nvidia/adbot/onboarding/hub"
 	"github.com/nvidia/adbot/runners"
 )
 
@@ -51,11 +54,38 @@ func (s *Server) botLogin() string {
 	return app.GetSlug() + "[bot]"
 }
 
-// errNoWorker is returned while no command worker is built into this binary.
-var errNoWorker = errors.New("command worker: jobs package not available in this build")
+// newWorker builds cfg.Workers command workers sharing the durable consumer:
+// each carries out one command at a time, so several keep a slow GitHub or
+// Hub answer from holding up the rest.
+func (s *Server) newWorker() (worker, error) {
+	hubClient := &hub.Client{
+		Endpoint: s.cfg.Hub.Endpoint,
+		Token:    s.cfg.Hub.Token,
+		HTTP:     &http.Client{Timeout: hub.DefaultTimeout, Transport: newTransport()},
+	}
+	var ws workers
+	for range max(s.cfg.Workers, 1) {
+		ws = append(ws, jobs.NewWorker(jobs.WorkerDeps{
+			Clients:      s.clients,
+			Bus:          s.res,
+			Hub:          hubClient,
+			BotName:      strings.TrimSuffix(s.botName, "[bot]"),
+			TriggerLabel: s.cfg.TriggerLabel,
+		}))
+	}
+	return ws, nil
+}
 
-// newWorker builds the command worker.
-func (s *Server) newWorker() (worker, error) { return nil, errNoWorker }
+// workers runs several workers and returns when all have.
+type workers []*jobs.Worker
+
+func (ws workers) Run(ctx context.Context) error {
+	g, ctx := newGroup(ctx)
+	for i, w := range ws {
+		g.Go("command-worker-"+strconv.Itoa(i), func() error { return w.Run(ctx) })
+	}
+	return g.Wait()
+}
 
 // localRunner is adbot dev's in-process runner: the runners package on the
 // server's own NATS connection. When it cannot run here (no TensorRT-LLM
