@@ -120,7 +120,7 @@ func (r *Runner) Name() string { return r.cfg.Name }
 // messages given back (nak) for another runner at once. Run then returns.
 func (r *Runner) Force() { r.force() }
 
-// Run works until ctx is done, then drains: it takes no new cycle, lets the
+// Run works until ctx is done (call it once), then drains: it takes no new cycle, lets the
 // running ones finish (or, after Force, stops them), withdraws its presence
 // and returns.
 func (r *Runner) Run(ctx context.Context) error {
@@ -166,7 +166,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if n > 0 {
 		log.Info().Int("cycles", n).Msg("draining: finishing running cycles, taking no new ones (signal again to stop them now)")
 	}
-	r.publishPresence(ctx)
+	r.publishPresence(context.WithoutCancel(ctx))
 	r.cycles.Wait()
 	hbStop()
 	hb.Wait()
@@ -326,7 +326,7 @@ func (r *Runner) admitOne(ctx, cycleBase context.Context) bool {
 		r.lowDisk = ""
 		r.mu.Unlock()
 	}
-	pending, err := r.pending(ctx, len(avail))
+	pending, err := r.pending(ctx)
 	if err != nil {
 		log.Warn().Err(err).Msg("read queue depths")
 		pending = nil
@@ -359,9 +359,9 @@ func (r *Runner) admitOne(ctx, cycleBase context.Context) bool {
 	return false
 }
 
-// pending counts the cycles waiting on each subject (the consumers' pending
-// counts), for sizes up to capacity.
-func (r *Runner) pending(ctx context.Context, _ int) (map[int]int, error) {
+// pending counts the cycles waiting on each subject: not yet delivered, or
+// given back for redelivery.
+func (r *Runner) pending(ctx context.Context) (map[int]int, error) {
 	out := map[int]int{}
 	for _, s := range bus.GPUSizes {
 		cons, err := r.res.Cycles.Consumer(ctx, bus.ConsumerName(s))
