@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"path"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -156,6 +157,57 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		if !IsAgentComment(AgentPrefix + body) {
 			t.Fatalf("prefixed comment not recognized")
+		}
+	})
+}
+
+// FuzzModelID checks the way from text to a model id that reaches a path or a
+// branch name: whatever the parser extracts and hub.ValidateModelID accepts is
+// exactly "<org>/<name>" of safe characters, clean as a relative path, and
+// within a git branch name's rules.
+func FuzzModelID(f *testing.F) {
+	for _, s := range []string{
+		"onboard Qwen/Qwen3-0.6B", "onboard ../x/y", "onboard a/../b", "onboard a/b/c", "onboard .a/b",
+		"onboard a/b.", "onboard a/b.lock", "onboard a/-b", "onboard a//b", "onboard a/b@{1}", "onboard a/b c",
+		"onboard https://huggingface.co/a/b/../../c", "onboard a/b\x00", "onboard Ａ/Ｂ", "onboard a/b~1^2:x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		candidates := []string{}
+		if id, ok := ParseIssue(text, ""); ok {
+			candidates = append(candidates, id)
+		}
+		if p := ParseComment(text); p.Kind == bus.CmdOnboard {
+			candidates = append(candidates, p.ModelID)
+		}
+		candidates = append(candidates, text) // the check itself, on raw input
+		for _, id := range candidates {
+			if hub.ValidateModelID(id) != nil {
+				continue
+			}
+			org, name, ok := strings.Cut(id, "/")
+			if !ok || org == "" || name == "" || strings.Contains(name, "/") {
+				t.Fatalf("%q accepted without exactly one '/' between two parts", id)
+			}
+			for _, r := range id {
+				if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
+					t.Fatalf("%q accepted with %q", id, r)
+				}
+			}
+			if path.Clean(id) != id || strings.HasPrefix(id, "/") || strings.Contains(id, "..") {
+				t.Fatalf("%q is not a clean relative path", id)
+			}
+			for _, part := range []string{org, name} {
+				if part == "." || part == ".." || strings.HasPrefix(part, ".") || strings.HasPrefix(part, "-") {
+					t.Fatalf("%q has a part git or a shell would misread", id)
+				}
+			}
+			// git check-ref-format: no "..", "@{", control characters, space, ~^:?*[\
+			branch := "adbot/" + id + "-1"
+			if strings.Contains(branch, "@{") || strings.ContainsAny(branch, " ~^:?*[\\") || strings.Contains(branch, "//") {
+				t.Fatalf("branch %q breaks git's rules", branch)
+			}
 		}
 	})
 }

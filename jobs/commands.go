@@ -161,6 +161,12 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		return err
 	}
 	if existing != nil && existing.Posted[createdHere] == 0 && !existing.Status.Terminal() {
+		if existing.ModelID == c.ModelID && strings.HasPrefix(c.Event, "issues.") {
+			// An issue opened with the trigger label already on it, or edited
+			// without changing the model, arrives as several events: one job, no noise.
+			log.Debug().Str(LogKeyJob, key).Msg("Issue already has a job for this model")
+			return nil
+		}
 		// One job per issue: say where the one there stands.
 		return st.reply(ctx, "existing", existingJobText(c.Actor, existing))
 	}

@@ -458,8 +458,17 @@ func TestDuplicateDeliveries(t *testing.T) {
 	if r.eyes(1) != 1 || len(r.cycles(1)) != 1 {
 		t.Errorf("%d 👀 and %d cycles, want 1 and 1", r.eyes(1), len(r.cycles(1)))
 	}
-	// A new request on the same issue is answered with the job's status.
-	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	// The same model again from the issue (opened with the label on it) is quiet.
+	labeled := onboard(1, maint, "Qwen/Qwen3-0.6B")
+	labeled.Event = "issues.labeled"
+	r.send(labeled)
+	if got := len(r.bodies(1)); got != 1 {
+		t.Errorf("%d comments after the labeled event, want 1", got)
+	}
+	// A request in a comment is answered with the job's status.
+	again := onboard(1, maint, "Qwen/Qwen3-0.6B")
+	again.Event = "issue_comment.created"
+	r.send(again)
 	bodies := r.bodies(1)
 	if len(bodies) != 2 || !strings.Contains(bodies[1], "already has a job") || len(r.cycles(1)) != 1 {
 		t.Errorf("second request: comments %q, cycles %d", bodies, len(r.cycles(1)))
