@@ -103,7 +103,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The runner opened PR 9 and tested its head; a reviewer comments on it.
-	r.setJob(5, func(j *bus.Job) { j.Status, j.PR, j.HeadSHA = bus.StatusWaitingReview, 9, "ec26c3e57ca3a959ca5aad62de7213c562f8c821" })
+	r.setJob(5, func(j *bus.Job) {
+		j.Status, j.PR, j.HeadSHA = bus.StatusWaitingReview, 9, "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+	})
 	remark := r.gh.AddComment(owner, repo, 9, maint, "Please use world_size_2.yaml")
 	prComment := fixture(t, "issue_comment.created-2.json", func(m map[string]any) {
 		m["issue"].(map[string]any)["number"] = 9
