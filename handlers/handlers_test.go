@@ -612,3 +612,34 @@ func TestUndecodablePayload(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDelivery times one signed issues.opened delivery through the
+// dispatcher and handler to a command acknowledged by an embedded JetStream
+// (file store), as the webhook request does before answering GitHub.
+func BenchmarkDelivery(b *testing.B) {
+	_, _, res := bustest.Start(b)
+	secret := "bench-secret"
+	hook := githubapp.NewEventDispatcher(handlers.New(handlers.Deps{BotLogin: botLogin}.FromResources(res)), secret)
+	raw := fixtures.Read(b, "github", "webhooks", "issues.opened.json")
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		b.Fatal(err)
+	}
+	m["issue"].(map[string]any)["title"] = "onboard Qwen/Qwen3-0.6B"
+	body, _ := json.Marshal(m)
+	sig := sign(secret, body)
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/api/github/hook", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "issues")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprint("bench-", i))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		hook.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}

@@ -61,7 +61,7 @@ type fakeHub struct {
 	down  atomic.Int64 // answer 503 this many times
 }
 
-func newFakeHub(t *testing.T) *fakeHub {
+func newFakeHub(t testing.TB) *fakeHub {
 	base := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
 	variant := func(id string, edit func(m map[string]any)) []byte {
 		var m map[string]any
@@ -110,7 +110,7 @@ func newFakeHub(t *testing.T) *fakeHub {
 }
 
 // testWriter sends the worker's log to the test's log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -118,14 +118,21 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	gh  *fakegithub.Server
 	hub *fakeHub
 	res *bus.Resources
 	seq atomic.Int64
 }
 
-func newRig(t *testing.T, settle time.Duration) *rig {
+func newRig(t testing.TB, settle time.Duration) *rig {
+	return newRigLevel(t, settle, zerolog.DebugLevel)
+}
+
+// newBenchRig is a rig that logs only errors.
+func newBenchRig(b *testing.B) *rig { return newRigLevel(b, -1, zerolog.ErrorLevel) }
+
+func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t)}
 	_, _, r.res = bustest.Start(t)
@@ -140,7 +147,7 @@ func newRig(t *testing.T, settle time.Duration) *rig {
 		Clients: cc, Bus: r.res, Hub: &hub.Client{Endpoint: r.hub.srv.URL},
 		FeedbackSettle: settle, MinRetryDelay: 20 * time.Millisecond,
 	})
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(zerolog.DebugLevel)
+	logger := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(level)
 	ctx, cancel := context.WithCancel(logger.WithContext(context.Background()))
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -198,7 +205,7 @@ func (r *rig) idle() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("commands not settled: %d still on the stream", info.State.Msgs)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
