@@ -95,10 +95,12 @@ func (w *Worker) findStatusComment(ctx context.Context, gh *github.Client, j *bu
 	}
 }
 
-// refreshStatus edits j's status comment to show j now.
+// refreshStatus edits j's status comment to show j now. A job without one
+// yet is left alone: only the onboard command that made the job posts it, so
+// that commands carried out side by side never post two.
 func (w *Worker) refreshStatus(ctx context.Context, gh *github.Client, j *bus.Job) error {
 	if j.StatusCommentID == 0 {
-		return w.ensureStatusComment(ctx, gh, j)
+		return nil
 	}
 	body := w.view(ctx, j)
 	_, resp, err := gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: &body})

@@ -126,13 +126,14 @@ type rig struct {
 }
 
 func newRig(t testing.TB, settle time.Duration) *rig {
-	return newRigLevel(t, settle, zerolog.DebugLevel)
+	return newRigLevel(t, settle, zerolog.DebugLevel, 1)
 }
 
 // newBenchRig is a rig that logs only errors.
-func newBenchRig(b *testing.B) *rig { return newRigLevel(b, -1, zerolog.ErrorLevel) }
+func newBenchRig(b *testing.B) *rig { return newRigLevel(b, -1, zerolog.ErrorLevel, 1) }
 
-func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level) *rig {
+// newRigLevel starts workers command workers on one consumer, as the server does.
+func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level, workers int) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t)}
 	_, _, r.res = bustest.Start(t)
@@ -143,18 +144,22 @@ func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level) *rig {
 		githubapp.WithClientMiddleware(ghretry.Middleware(ghretry.Options{
 			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 		})))
-	w := jobs.NewWorker(jobs.WorkerDeps{
-		Clients: cc, Bus: r.res, Hub: &hub.Client{Endpoint: r.hub.srv.URL},
-		FeedbackSettle: settle, MinRetryDelay: 20 * time.Millisecond,
-	})
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(level)
 	ctx, cancel := context.WithCancel(logger.WithContext(context.Background()))
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	done := make(chan error, workers)
+	for range workers {
+		w := jobs.NewWorker(jobs.WorkerDeps{
+			Clients: cc, Bus: r.res, Hub: &hub.Client{Endpoint: r.hub.srv.URL},
+			FeedbackSettle: settle, MinRetryDelay: 20 * time.Millisecond,
+		})
+		go func() { done <- w.Run(ctx) }()
+	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
+		for range workers {
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
 		}
 	})
 	return r
@@ -639,5 +644,43 @@ func TestGitHubOutageRetriesCommand(t *testing.T) {
 	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
 	if j := r.job(1); j == nil {
 		t.Fatal("no job after GitHub recovered")
+	}
+}
+
+// TestConcurrentWorkers: several workers share the consumer, as in the
+// server; a burst of events about one issue still makes one job and one
+// status comment.
+func TestConcurrentWorkers(t *testing.T) {
+	r := newRigLevel(t, -1, zerolog.InfoLevel, 3)
+	ctx := context.Background()
+	var cmds []bus.Command
+	for _, ev := range []string{"issues.opened", "issues.labeled", "issues.edited"} {
+		c := onboard(1, maint, "Qwen/Qwen3-0.6B")
+		c.Event = ev
+		cmds = append(cmds, c)
+	}
+	for i := 0; i < 3; i++ {
+		cmds = append(cmds, bus.Command{Kind: bus.CmdStatus, Event: "issue_comment.created", InstallationID: 1, Issue: 1, Actor: maint})
+	}
+	for i, c := range cmds {
+		c.Owner, c.Repo, c.DeliveryID, c.Received = owner, repo, fmt.Sprint("burst-", i), time.Now()
+		b, _ := json.Marshal(c)
+		if _, err := r.res.JS.Publish(ctx, bus.CommandSubject, b, jetstream.WithMsgID(c.DeliveryID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.idle()
+	j := r.job(1)
+	if j == nil || j.Cycle != 1 || len(r.cycles(1)) != 1 {
+		t.Fatalf("job = %+v, cycles %d; want one job with one cycle", j, len(r.cycles(1)))
+	}
+	status := 0
+	for _, b := range r.bodies(1) {
+		if strings.Contains(b, statuscomment.Marker(j.Key)) {
+			status++
+		}
+	}
+	if status != 1 {
+		t.Errorf("%d status comments, want 1", status)
 	}
 }
