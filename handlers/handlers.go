@@ -151,6 +151,9 @@ func viaApp(payload []byte, object string) *appRef {
 
 // job returns the job number belongs to, or nil when there is none.
 func (b *base) job(ctx context.Context, owner, repo string, number int, isPR bool) (*bus.Job, error) {
+	if b.Jobs == nil {
+		return nil, fmt.Errorf("%w: handlers.Deps has no job bucket", ErrNotQueued)
+	}
 	j, err := jobs.Find(ctx, b.Jobs, owner, repo, number, isPR)
 	if errors.Is(err, bus.ErrNoJob) {
 		return nil, nil
@@ -180,6 +183,9 @@ func (b *base) newCommand(kind bus.CommandKind, event, deliveryID string, instal
 
 // publish puts c on the command stream, de-duplicated by its delivery id.
 func (b *base) publish(ctx context.Context, c bus.Command) error {
+	if b.Publisher == nil {
+		return fmt.Errorf("publish %s command: %w: handlers.Deps has no publisher", c.Kind, ErrNotQueued)
+	}
 	data, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode %s command: %w", c.Kind, err)

@@ -243,12 +243,11 @@ func (w *Worker) newJob(c bus.Command, m *hub.Model, prev *bus.Job) *bus.Job {
 	if m.Tensors != nil {
 		params = m.Tensors.Total
 	}
-	gpus, note := GPUsFor(params)
+	gpus, _ := GPUsFor(params) // the status comment explains the count
 	j := &bus.Job{
 		Key: bus.JobKey(c.Owner, c.Repo, c.Issue), Owner: c.Owner, Repo: c.Repo, Issue: c.Issue,
 		InstallationID: c.InstallationID, ModelID: m.ID, Revision: m.SHA, Architecture: m.Architecture(),
 		Params: params, GPUs: gpus, RemoteCode: m.RemoteCode(), Requester: c.Actor, Status: bus.StatusQueued,
-		Note: note,
 	}
 	if j.ModelID == "" {
 		j.ModelID = c.ModelID

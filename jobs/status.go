@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/onboarding/sizing"
 	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
@@ -21,6 +22,9 @@ func (w *Worker) view(ctx context.Context, j *bus.Job) string {
 	v.QueuePosition = w.queuePosition(ctx, j)
 	if j.Params == 0 {
 		v.SizeNote = "the Hub reports no safetensors parameter count"
+		v.GPUNote = "size unknown: assumed the largest"
+	} else if _, note := sizing.WorldSize(j.Params); note != "" {
+		v.GPUNote = note
 	}
 	return statuscomment.Render(v)
 }

@@ -327,8 +327,12 @@ func TestOnboard(t *testing.T) {
 		t.Errorf("70B job = %+v, cycles on 4: %d", j, len(r.cycles(4)))
 	}
 	r.send(onboard(3, maint, "org/nosize"))
-	if j := r.job(3); j == nil || j.GPUs != 8 || !strings.Contains(j.Note, "no parameter count") || len(r.cycles(8)) != 1 {
-		t.Errorf("unknown-size job = %+v", j)
+	j3 := r.job(3)
+	if j3 == nil || j3.GPUs != 8 || j3.Params != 0 || len(r.cycles(8)) != 1 {
+		t.Fatalf("unknown-size job = %+v", j3)
+	}
+	if sc, _ := r.gh.Comment(j3.StatusCommentID); !strings.Contains(sc.Body, "8 (size unknown: assumed the largest)") {
+		t.Errorf("status comment does not explain the GPU count:\n%s", sc.Body)
 	}
 }
 
