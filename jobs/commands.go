@@ -147,10 +147,7 @@ func (w *Worker) comment(ctx context.Context, gh *github.Client, owner, repo str
 func (w *Worker) onboard(ctx context.Context, st *state) error {
 	c := st.c
 	log := zerolog.Ctx(ctx)
-	if err := hub.ValidateModelID(c.ModelID); err != nil {
-		log.Info().Err(err).Msg("Invalid model id")
-		return st.reply(ctx, "invalid-id", invalidIDText(c.Actor, c.ModelID, err))
-	}
+	idErr := hub.ValidateModelID(c.ModelID)
 	key := bus.JobKey(c.Owner, c.Repo, c.Issue)
 	createdHere := "cmd/" + c.DeliveryID + "/created"
 	existing, _, err := bus.GetJob(ctx, w.d.Bus.Jobs, key)
@@ -161,14 +158,19 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		return err
 	}
 	if existing != nil && existing.Posted[createdHere] == 0 && !existing.Status.Terminal() {
-		if existing.ModelID == c.ModelID && strings.HasPrefix(c.Event, "issues.") {
+		if strings.HasPrefix(c.Event, "issues.") && (existing.ModelID == c.ModelID || idErr != nil) {
 			// An issue opened with the trigger label already on it, or edited
-			// without changing the model, arrives as several events: one job, no noise.
-			log.Debug().Str(LogKeyJob, key).Msg("Issue already has a job for this model")
+			// or labeled without naming another model, arrives as several
+			// events: one job, no noise.
+			log.Debug().Str(LogKeyJob, key).Msg("Issue already has a job")
 			return nil
 		}
 		// One job per issue: say where the one there stands.
 		return st.reply(ctx, "existing", existingJobText(c.Actor, existing))
+	}
+	if idErr != nil {
+		log.Info().Err(idErr).Msg("Invalid model id")
+		return st.reply(ctx, "invalid-id", invalidIDText(c.Actor, c.ModelID, idErr))
 	}
 	var j *bus.Job
 	if existing != nil && existing.Posted[createdHere] != 0 {

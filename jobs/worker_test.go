@@ -481,6 +481,12 @@ func TestDuplicateDeliveries(t *testing.T) {
 	if got := len(r.bodies(1)); got != 1 {
 		t.Errorf("%d comments after the labeled event, want 1", got)
 	}
+	// So is the label on a title that names no model.
+	labeled.ModelID = ""
+	r.send(labeled)
+	if got := len(r.bodies(1)); got != 1 {
+		t.Errorf("%d comments after a label on a title without a model, want 1", got)
+	}
 	// A request in a comment is answered with the job's status.
 	again := onboard(1, maint, "Qwen/Qwen3-0.6B")
 	again.Event = "issue_comment.created"
