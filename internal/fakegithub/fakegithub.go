@@ -312,6 +312,15 @@ func (s *Server) SetPullHead(owner, repo string, number int, sha string) {
 	}
 }
 
+// ClosePull closes an existing pull request, merged or not.
+func (s *Server) ClosePull(owner, repo string, number int, merged bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pullLocked(repoKey{owner, repo}, number); p != nil {
+		p.State, p.Merged = "closed", merged
+	}
+}
+
 // AddDelivery adds a webhook delivery to the App's delivery log. A zero ID or
 // GUID is filled in; deliveries are listed newest (highest ID) first.
 func (s *Server) AddDelivery(d Delivery) Delivery {

@@ -191,6 +191,13 @@ func TestPullsRefsChecksLabels(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Errorf("list pulls by head: %d, %v", len(list), err)
 	}
+	s.ClosePull("o", "r", pr.GetNumber(), true)
+	if got, _, err := gh.PullRequests.Get(ctx, "o", "r", pr.GetNumber()); err != nil || got.GetState() != "closed" || !got.GetMerged() {
+		t.Errorf("closed pull: %v %v", got, err)
+	}
+	if list, _, _ := gh.PullRequests.List(ctx, "o", "r", nil); len(list) != 0 {
+		t.Errorf("closed pull listed as open")
+	}
 	if len(s.PullRequests("o", "r")) != 1 {
 		t.Errorf("PullRequests = %+v", s.PullRequests("o", "r"))
 	}
