@@ -107,7 +107,7 @@ func ParseComment(body string) Parsed {
 		if arg == "" {
 			return Parsed{Kind: bus.CmdHelp}
 		}
-		word := strings.ToLower(strings.TrimRight(arg, trailingPunct))
+		word := strings.ToLower(strings.TrimRight(strings.Fields(arg)[0], trailingPunct))
 		if k, ok := subcommands[word]; ok {
 			return Parsed{Kind: k}
 		}

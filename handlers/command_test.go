@@ -77,6 +77,8 @@ func TestParseComment(t *testing.T) {
 		{"onboard retry\nthe runner died", Parsed{Kind: bus.CmdRetry}},
 		{"\r\n/onboard status\r\n", Parsed{Kind: bus.CmdStatus}},
 		{"/onboard help", Parsed{Kind: bus.CmdHelp}},
+		{"/onboard status please", Parsed{Kind: bus.CmdStatus}},
+		{"/onboard: cancel, the model is wrong", Parsed{Kind: bus.CmdCancel}},
 		{"/onboard", Parsed{Kind: bus.CmdHelp}},
 		{"/onboard frobnicate now", Parsed{Kind: bus.CmdHelp, Unknown: "frobnicate"}},
 		{"/onboard Qwen/Qwen3-0.6B", Parsed{Kind: bus.CmdOnboard, ModelID: "Qwen/Qwen3-0.6B"}},
