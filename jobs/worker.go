@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -235,23 +234,14 @@ func (w *Worker) nakDelay(msg jetstream.Msg, after time.Duration) time.Duration 
 	return min(max(d, w.d.MinRetryDelay), maxNak)
 }
 
-// deliveryKey is the delivery's key in bus.DeliveryBucket (KV keys allow
-// letters, digits and -_=./ only).
+// deliveryKey is the delivery's key in bus.DeliveryBucket, the one the
+// redelivery sweeper reads.
 func deliveryKey(c bus.Command) string {
 	id := c.DeliveryID
 	if id == "" {
 		id = fmt.Sprintf("nodelivery-%s-%s-%d-%d", c.Kind, c.Repo, c.Issue, c.Received.UnixNano())
 	}
-	var b strings.Builder
-	b.WriteString("delivery.")
-	for _, r := range id {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
+	return bus.DeliveryKey(id)
 }
 
 func (w *Worker) loadRecord(ctx context.Context, key string) (deliveryRecord, uint64, error) {
