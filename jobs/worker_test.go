@@ -694,3 +694,22 @@ func TestConcurrentWorkers(t *testing.T) {
 		t.Errorf("%d status comments, want 1", status)
 	}
 }
+
+func TestNoJobAndPoison(t *testing.T) {
+	r := newRig(t, -1)
+	r.send(bus.Command{Kind: bus.CmdCancel, Event: "issue_comment.created", InstallationID: 1, Issue: 4, Actor: maint})
+	if b := r.bodies(4); len(b) != 1 || !strings.Contains(b[0], "no onboarding job here") {
+		t.Errorf("replies = %q", b)
+	}
+	// Feedback and ends for no job are dropped quietly.
+	r.send(feedback(60, 1, "hello"))
+	r.send(bus.Command{Kind: bus.CmdEnd, Event: "pull_request.closed", InstallationID: 1, Issue: 60, IsPR: true, Actor: maint, Reason: "closed"})
+	if b := r.bodies(60); len(b) != 0 {
+		t.Errorf("replies on a PR without a job: %q", b)
+	}
+	// A message that is no command is terminated, not retried forever.
+	if _, err := r.res.JS.Publish(context.Background(), bus.CommandSubject, []byte("{not json"), jetstream.WithMsgID("poison")); err != nil {
+		t.Fatal(err)
+	}
+	r.idle()
+}
