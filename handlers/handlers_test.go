@@ -343,15 +343,22 @@ func TestSignedCaptures(t *testing.T) {
 func TestCommands(t *testing.T) {
 	r := newRig(t, "", nil)
 	// Jobs: Codertocat/Hello-World issue 1 (PR 2), chhsia0/knative-route-demo
-	// issue 10 (PR 3), kodiak's chdsbd/kodiak-test issue 20 (PR 9).
+	// issue 10 (PR 3), chdsbd/test_repo issues 30 (PR 9) and 31 (PR 8).
 	r.addJob(bus.Job{Owner: "Codertocat", Repo: "Hello-World", Issue: 1, PR: 2})
 	r.addJob(bus.Job{Owner: "chhsia0", Repo: "knative-route-demo", Issue: 10, PR: 3})
+	r.addJob(bus.Job{Owner: "chdsbd", Repo: "test_repo", Issue: 30, PR: 9})
+	r.addJob(bus.Job{Owner: "chdsbd", Repo: "test_repo", Issue: 31, PR: 8})
 
 	base := func(kind bus.CommandKind, event, owner, repo string, n int, isPR bool, actor, assoc string) bus.Command {
 		return bus.Command{Kind: kind, Event: event, Owner: owner, Repo: repo, Issue: n, IsPR: isPR,
 			Actor: actor, ActorAssociation: assoc, Received: fixedNow}
 	}
 	with := func(c bus.Command, f func(*bus.Command)) bus.Command { f(&c); return c }
+	kodiak := func(kind bus.CommandKind, event string, n int, actor, assoc string) bus.Command {
+		c := base(kind, event, "chdsbd", "test_repo", n, true, actor, assoc)
+		c.InstallationID = 848733
+		return c
+	}
 	hello := func(kind bus.CommandKind, event string, n int, isPR bool) bus.Command {
 		return base(kind, event, "Codertocat", "Hello-World", n, isPR, "Codertocat", "OWNER")
 	}
@@ -523,6 +530,33 @@ func TestCommands(t *testing.T) {
 				c.Feedback = []bus.Feedback{{Source: "review_comment", ID: 284312630, Author: "Codertocat", Body: "Maybe you should use more emoji on this line.",
 					Path: "README.md", Line: 265, URL: "https://github.com/Codertocat/Hello-World/pull/2#discussion_r284312630"}}
 			})},
+		},
+		{
+			name: "kodiak's real approval, unchanged, on a job's PR", event: "pull_request_review",
+			body: payload(t, "pull_request_review.submitted.json", nil),
+			want: []bus.Command{with(kodiak(bus.CmdEnd, "pull_request_review.submitted", 9, "sbdchd", "COLLABORATOR"), func(c *bus.Command) {
+				c.Reason, c.CommitSHA = "approved", "da14dfc294d49d554f189965f9abd4ed9eea524e"
+			})},
+		},
+		{
+			name: "kodiak's real changes request, unchanged, on a job's PR", event: "pull_request_review",
+			body: payload(t, "pull_request_review.submitted-2.json", nil),
+			want: []bus.Command{with(kodiak(bus.CmdFeedback, "pull_request_review.submitted", 9, "sbdchd", "COLLABORATOR"), func(c *bus.Command) {
+				c.Feedback = []bus.Feedback{{Source: "review", ID: 232483711, Author: "sbdchd", Body: "make it not shit",
+					URL: "https://github.com/chdsbd/test_repo/pull/9#pullrequestreview-232483711"}}
+			})},
+		},
+		{
+			name: "kodiak merging a job's PR ends it", event: "pull_request",
+			body: payload(t, "pull_request.closed.json", nil),
+			want: []bus.Command{with(kodiak(bus.CmdEnd, "pull_request.closed", 8, "kodiakhq[bot]", ""), func(c *bus.Command) {
+				c.Reason, c.CommitSHA = "merged", "61e583350f834739f02c8411a9b6f190a1d02724"
+			})},
+		},
+		{
+			name: "a PR closed by the App itself", event: "pull_request",
+			body:    payload(t, "pull_request.closed.json", map[string]any{"sender.login": botLogin}),
+			ignored: handlers.ReasonOwnEvent,
 		},
 		{
 			name: "closing the job's PR without merging ends it", event: "pull_request",
