@@ -58,6 +58,8 @@ type options struct {
 	conns    int
 	workers  int
 	wait     time.Duration
+	// dir is where the store's temporary directory is made.
+	dir string
 	// cpuprofile is where the server process's CPU profile goes.
 	cpuprofile string
 	// client side
@@ -76,6 +78,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent client connections")
 	flag.IntVar(&o.workers, "workers", server.DefaultWorkers, "command worker goroutines (full mode)")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the last messages after sending")
+	flag.StringVar(&o.dir, "dir", "", "parent `directory` of the JetStream store (default: the system temp dir)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server process's CPU profile to `file`")
 	flag.BoolVar(&o.client, "client", false, "internal: run as the sending client process")
 	flag.StringVar(&o.url, "url", "", "internal: webhook URL (client)")
@@ -177,7 +180,7 @@ func runClient(o options) error {
 func runBench(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir, err := os.MkdirTemp("", "adbot-bench-")
+	dir, err := os.MkdirTemp(o.dir, "adbot-bench-")
 	if err != nil {
 		return err
 	}
