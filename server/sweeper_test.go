@@ -130,9 +130,9 @@ func TestSweeperRetriesUpToMaxAttempts(t *testing.T) {
 func TestSweeperListErrorIsReported(t *testing.T) {
 	gh := fakegithub.New(t)
 	sw, _ := newTestSweeper(t, gh, 1)
-	gh.FailNext("GET", "/app/hook/deliveries", 1, 500, nil)
+	gh.FailNext("GET", "/app/hook/deliveries", 1, 404, nil)
 	if _, err := sw.Sweep(context.Background()); err == nil {
-		t.Fatal("Sweep with GitHub answering 500 returned no error")
+		t.Fatal("Sweep with GitHub answering 404 returned no error")
 	}
 }
 
@@ -184,5 +184,21 @@ func TestNATSDownThenSweeperRedelivers(t *testing.T) {
 	}
 	if diff := cmp.Diff(gh.Redelivered(), []int64{d.ID}); diff != "" {
 		t.Fatalf("redelivered (-got +want):\n%s", diff)
+	}
+}
+
+// TestSweeperRetriesGitHub5xx: the App client the server builds retries a
+// passing GitHub failure (ghretry), so one 502 does not fail a sweep.
+func TestSweeperRetriesGitHub5xx(t *testing.T) {
+	gh := fakegithub.New(t)
+	sw, _ := newTestSweeper(t, gh, 1)
+	d := gh.AddDelivery(fakegithub.Delivery{GUID: "g", StatusCode: 503, Event: "issues"})
+	gh.FailNext("GET", "/app/hook/deliveries", 1, 502, nil)
+	n, err := sw.Sweep(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep after one 502 = %d, %v; want the redelivery asked for", n, err)
+	}
+	if diff := cmp.Diff(gh.Redelivered(), []int64{d.ID}); diff != "" {
+		t.Errorf("redelivered (-got +want):\n%s", diff)
 	}
 }
