@@ -365,8 +365,10 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	return nil
 }
 
-// Validate checks c; requireApp demands App credentials and a webhook secret
-// (adbot serve), otherwise they are optional but must be complete if given (adbot dev).
+// Validate checks c. A webhook secret is always required: without one no
+// delivery could be verified. requireApp demands App credentials (adbot
+// serve); otherwise they are optional but must be complete if given (adbot
+// dev, which prints GitHub calls without them).
 func (c *Config) Validate(requireApp bool) error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -424,7 +426,7 @@ func (c *Config) Validate(requireApp bool) error {
 	case requireApp:
 		bad("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE) are required")
 	}
-	if requireApp && c.GitHub.WebhookSecret == "" {
+	if c.GitHub.WebhookSecret == "" {
 		bad("GITHUB_WEBHOOK_SECRET is required: unsigned deliveries are never accepted")
 	}
 	if c.Server.MetricsAddress != "off" {

@@ -109,6 +109,10 @@ func TestLoadConfig(t *testing.T) {
 
 func TestValidateDevWithoutApp(t *testing.T) {
 	c := DefaultConfig()
+	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "GITHUB_WEBHOOK_SECRET is required") {
+		t.Errorf("dev config without a webhook secret: %v, want a refusal", err)
+	}
+	c.GitHub.WebhookSecret = "s"
 	if err := c.Validate(false); err != nil {
 		t.Errorf("dev config without App credentials: %v", err)
 	}
