@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/palantir/go-githubapp/githubapp"
+	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
@@ -413,5 +414,18 @@ func TestNullBodyFix(t *testing.T) {
 		if c.body != tc.want {
 			t.Errorf("%s %s with %q sent %q, want %q", tc.method, tc.path, tc.body, c.body, tc.want)
 		}
+	}
+}
+
+func TestNewRefusesEmptyWebhookSecret(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1/")
+	cfg.GitHub.WebhookSecret = ""
+	s, err := New(cfg, WithClientCreator(NewDryRunClientCreator(zerolog.Nop()), true))
+	if err == nil {
+		s.Close()
+		t.Fatal("New with an empty webhook secret succeeded")
+	}
+	if !strings.Contains(err.Error(), "GITHUB_WEBHOOK_SECRET") {
+		t.Errorf("error = %v, want it to name GITHUB_WEBHOOK_SECRET", err)
 	}
 }
