@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -191,9 +192,10 @@ func TestWebhookOutcomes(t *testing.T) {
 	cfg := testConfig(t, gh.URL())
 	cfg.Server.MaxBodyBytes = 4096
 	s, base := startServer(t, cfg, withPublishHandler)
-	url := base + WebhookRoute
+	hook := base + WebhookRoute
 	secret := cfg.GitHub.WebhookSecret
 	opened := []byte(`{"action":"opened","issue":{"number":1,"title":"onboard Qwen/Qwen3-0.6B"}}`)
+	form := []byte("payload=" + url.QueryEscape(string(opened)))
 	big := []byte(`{"action":"opened","pad":"` + strings.Repeat("x", 5000) + `"}`)
 
 	tests := []struct {
@@ -214,11 +216,26 @@ func TestWebhookOutcomes(t *testing.T) {
 		{"missing event type", signed(secret, "", "d-6", opened), opened, http.StatusBadRequest, 0},
 		{"unhandled event", signed(secret, "star", "d-7", []byte(`{"action":"created"}`)), []byte(`{"action":"created"}`), http.StatusAccepted, 0},
 		{"handled", signed(secret, "issues", "d-8", opened), opened, http.StatusOK, 1},
-		{"valid JSON of the wrong shape", signed(secret, "issues", "d-9", []byte(`{"action":7}`)), []byte(`{"action":7}`), http.StatusBadRequest, 1},
+		{"handled, form-encoded", func() map[string]string {
+			h := signed(secret, "issues", "d-10", form)
+			h["Content-Type"] = "application/x-www-form-urlencoded"
+			return h
+		}(), form, http.StatusOK, 2},
+		{"form-encoded, payload not JSON", func() map[string]string {
+			h := signed(secret, "issues", "d-11", []byte("payload=nope"))
+			h["Content-Type"] = "application/x-www-form-urlencoded"
+			return h
+		}(), []byte("payload=nope"), http.StatusBadRequest, 2},
+		{"unsupported content type", func() map[string]string {
+			h := signed(secret, "issues", "d-12", opened)
+			h["Content-Type"] = "text/plain"
+			return h
+		}(), opened, http.StatusBadRequest, 2},
+		{"valid JSON of the wrong shape", signed(secret, "issues", "d-9", []byte(`{"action":7}`)), []byte(`{"action":7}`), http.StatusBadRequest, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := post(t, url, tc.hdr, tc.body)
+			status, body := post(t, hook, tc.hdr, tc.body)
 			if status != tc.status {
 				t.Errorf("status = %d (%q), want %d", status, body, tc.status)
 			}
@@ -227,7 +244,7 @@ func TestWebhookOutcomes(t *testing.T) {
 			}
 		})
 	}
-	if status, _ := get(t, url); status != http.StatusMethodNotAllowed {
+	if status, _ := get(t, hook); status != http.StatusMethodNotAllowed {
 		t.Errorf("GET webhook = %d, want 405", status)
 	}
 }

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
@@ -16,7 +19,8 @@ import (
 func TestTokenBroker(t *testing.T) {
 	gh := fakegithub.New(t)
 	cfg := testConfig(t, gh.URL())
-	s, _ := startServer(t, cfg, func(s *Server) { s.noWorker = true })
+	var logs syncBuffer
+	s, _ := startServer(t, cfg, func(s *Server) { s.noWorker = true }, WithLogger(zerolog.New(&logs).Level(zerolog.DebugLevel)))
 	ctx := context.Background()
 	job := bus.JobKey("NVIDIA", "TensorRT-LLM", 7)
 	if _, err := bus.CreateJob(ctx, s.res.Jobs, &bus.Job{Key: job, Owner: "NVIDIA", Repo: "TensorRT-LLM", Issue: 7, InstallationID: 42, Status: bus.StatusRunning}); err != nil {
@@ -88,6 +92,22 @@ func TestTokenBroker(t *testing.T) {
 			}
 		})
 	}
+	// Tokens never reach a log; refusals and grants are counted.
+	for _, tr := range gh.TokenRequests() {
+		if strings.Contains(logs.String(), tr.Token) {
+			t.Errorf("token %s... appears in the server log", tr.Token[:8])
+		}
+	}
+	if !strings.Contains(logs.String(), "installation token granted") {
+		t.Error("grants are not logged at all")
+	}
+	_, metrics := getMetrics(t, s)
+	for _, want := range []string{`adbot_token_requests_total{result="granted"} 2`, `adbot_token_requests_total{result="refused"} 7`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
 	// Malformed requests are refused, not dropped.
 	msg, err := s.nc.Request(bus.TokenSubject, []byte("not json"), 10*time.Second)
 	if err != nil {
@@ -96,6 +116,24 @@ func TestTokenBroker(t *testing.T) {
 	if !strings.Contains(string(msg.Data), "does not decode") {
 		t.Errorf("reply to garbage = %s", msg.Data)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func FuzzTokenPermissions(f *testing.F) {
