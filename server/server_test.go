@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 )
 
@@ -444,5 +445,28 @@ func TestNewRefusesEmptyWebhookSecret(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "GITHUB_WEBHOOK_SECRET") {
 		t.Errorf("error = %v, want it to name GITHUB_WEBHOOK_SECRET", err)
+	}
+}
+
+// TestExternalNATS runs the server against a NATS server it did not start
+// (NATS_URL): no embedded server, the same intake.
+func TestExternalNATS(t *testing.T) {
+	ext := bustest.Server(t)
+	gh := fakegithub.New(t)
+	cfg := testConfig(t, gh.URL())
+	cfg.NATS.URL = ext.ClientURL()
+	s, base := startServer(t, cfg, func(s *Server) { s.noWorker = true })
+	if s.ns != nil {
+		t.Fatal("embedded nats-server started although NATS_URL is set")
+	}
+	if s.NATSURL() != ext.ClientURL() {
+		t.Errorf("NATSURL = %q, want %q", s.NATSURL(), ext.ClientURL())
+	}
+	body := onboardIssue(9, "Qwen/Qwen3-0.6B")
+	if status, text := post(t, base+WebhookRoute, signed(cfg.GitHub.WebhookSecret, "issues", "ext-1", body), body); status != http.StatusOK {
+		t.Fatalf("delivery = %d %q", status, text)
+	}
+	if got := commandCount(t, s); got != 1 {
+		t.Errorf("commands on the external server = %d, want 1", got)
 	}
 }
