@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,13 +178,31 @@ func TestNATSDownThenSweeperRedelivers(t *testing.T) {
 	// A fresh server on the same data dir, with its sweeper on.
 	cfg2 := cfg
 	cfg2.Sweeper.Disabled = false
-	startServer(t, cfg2, func(s *Server) { s.noWorker = true })
+	s2, _ := startServer(t, cfg2, func(s *Server) { s.noWorker = true })
 	deadline := time.Now().Add(10 * time.Second)
 	for len(gh.Redelivered()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if diff := cmp.Diff(gh.Redelivered(), []int64{d.ID}); diff != "" {
 		t.Fatalf("redelivered (-got +want):\n%s", diff)
+	}
+	// The sweep is counted once it returns, a moment after GitHub saw the request.
+	wants := []string{`adbot_sweeper_runs_total{result="ok"} 1`, `adbot_sweeper_redeliveries_total 1`}
+	for {
+		_, metrics := getMetrics(t, s2)
+		missing := ""
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing = want
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
