@@ -2,14 +2,24 @@ package server
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // parseTOMLLines reads the simple TOML of fly.toml: [section] and
@@ -154,5 +164,81 @@ func TestDeployFiles(t *testing.T) {
 				t.Errorf("deploy/%s lacks %q", tc.file, w)
 			}
 		}
+	}
+}
+
+// writeTestTLS writes a self-signed CA and a node certificate signed by it
+// into dir as ca.crt, node.crt and node.key.
+func writeTestTLS(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "adbot test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "n1.example.com"}, DNSNames: []string{"n1.example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	nodeDER, err := x509.CreateCertificate(rand.Reader, node, ca, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, block := range map[string]*pem.Block{
+		"ca.crt":   {Type: "CERTIFICATE", Bytes: caDER},
+		"node.crt": {Type: "CERTIFICATE", Bytes: nodeDER},
+		"node.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNATSClusterConf parses deploy/nats-cluster.conf with nats-server's own
+// parser (TLS files moved to a temporary directory).
+func TestNATSClusterConf(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "nats-cluster.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeTestTLS(t, dir)
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(strings.ReplaceAll(string(b), "/etc/nats/tls/", dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"NATS_ROUTE_PASSWORD", "ADBOT_SERVER_PASSWORD", "ADBOT_RUNNER_PASSWORD"} {
+		t.Setenv(v, "test-"+strings.ToLower(v))
+	}
+	o, err := natsserver.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-cluster.conf: %v", err)
+	}
+	if !o.JetStream || o.Cluster.Name != "adbot" || len(o.Routes) != 3 || o.Cluster.TLSConfig == nil {
+		t.Errorf("cluster config: jetstream %v, cluster %q, %d routes, TLS %v", o.JetStream, o.Cluster.Name, len(o.Routes), o.Cluster.TLSConfig != nil)
+	}
+	users := map[string]*natsserver.User{}
+	for _, u := range o.Users {
+		users[u.Username] = u
+	}
+	if users["adbot-server"] == nil || users["adbot-runner"] == nil {
+		t.Fatalf("users = %v, want adbot-server and adbot-runner", users)
+	}
+	if p := users["adbot-runner"].Permissions; p == nil || p.Publish == nil || !slices.Contains(p.Publish.Deny, "adbot.commands") {
+		t.Errorf("runners may publish commands: %+v", p)
 	}
 }
