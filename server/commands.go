@@ -108,7 +108,7 @@ func DevCommand(ctx context.Context, args []string) error {
 	opts := []Option{WithLogger(log), WithRun(localRunner())}
 	if !cfg.GitHub.HasApp() {
 		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
-		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str("component", "github-dry-run").Logger()), true))
+		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger()), true))
 		cfg.Sweeper.Disabled = true
 	}
 	s, err := New(cfg, opts...)

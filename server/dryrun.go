@@ -86,7 +86,7 @@ func (t *dryRunTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	ev := t.log.Info().Str("method", r.Method).Str("url", r.URL.String())
+	ev := t.log.Info().Str(LogKeyMethod, r.Method).Str(LogKeyURL, r.URL.String())
 	var compact bytes.Buffer
 	if len(bytes.TrimSpace(body)) > 0 && json.Compact(&compact, body) == nil {
 		ev = ev.RawJSON("body", compact.Bytes())

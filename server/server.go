@@ -219,7 +219,7 @@ func (s *Server) startBus() error {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(s.ncClosed) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			s.log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
+			s.log.Info().Str(LogKeyURL, nc.ConnectedUrlRedacted()).Msg("nats reconnected")
 		}),
 	}
 	url := cfg.URL
@@ -240,14 +240,14 @@ func (s *Server) startBus() error {
 		if err != nil {
 			return fmt.Errorf("embedded nats-server: %w", err)
 		}
-		ns.SetLoggerV2(natsLogger{s.log.With().Str("component", "nats-server").Logger()}, false, false, false)
+		ns.SetLoggerV2(natsLogger{s.log.With().Str(LogKeyComponent, "nats-server").Logger()}, false, false, false)
 		ns.Start()
 		if !ns.ReadyForConnections(s.cfg.NATS.ConnectTimeout) {
 			ns.Shutdown()
 			return fmt.Errorf("embedded nats-server on %s:%d not ready within %s", cfg.Embedded.Host, cfg.Embedded.Port, s.cfg.NATS.ConnectTimeout)
 		}
 		if cfg.Embedded.Token == "" && !isLoopback(cfg.Embedded.Host) {
-			s.log.Warn().Str("listen", ns.Addr().String()).Msg("embedded nats-server accepts clients without a token; set ADBOT_NATS_TOKEN")
+			s.log.Warn().Str(LogKeyAddr, ns.Addr().String()).Msg("embedded nats-server accepts clients without a token; set ADBOT_NATS_TOKEN")
 		}
 		s.ns = ns
 		url = ns.ClientURL()
@@ -399,7 +399,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	g.Go("http", func() error {
-		log.Info().Str("addr", ln.Addr().String()).Str("nats", redactURL(s.NATSURL())).Bool("dry_run", s.dryRun).Msg("adbot server listening")
+		log.Info().Str(LogKeyAddr, ln.Addr().String()).Str("nats", redactURL(s.NATSURL())).Bool("dry_run", s.dryRun).Msg("adbot server listening")
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}

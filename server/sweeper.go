@@ -72,7 +72,7 @@ func (s *Server) newSweeper() (*sweeper, error) {
 // Run sweeps at once, then every interval, until ctx is cancelled. A failed
 // sweep is logged and counted; the next one tries again.
 func (sw *sweeper) Run(ctx context.Context) error {
-	log := zerolog.Ctx(ctx).With().Str("component", "sweeper").Logger()
+	log := zerolog.Ctx(ctx).With().Str(LogKeyComponent, "sweeper").Logger()
 	t := time.NewTicker(sw.interval)
 	defer t.Stop()
 	for {

@@ -46,12 +46,12 @@ func (s *Server) startTokenBroker(ctx context.Context) (*nats.Subscription, erro
 		}
 		return c.Apps, nil
 	}}
-	log := zerolog.Ctx(ctx).With().Str("component", "token-broker").Logger()
+	log := zerolog.Ctx(ctx).With().Str(LogKeyComponent, "token-broker").Logger()
 	sub, err := s.nc.QueueSubscribe(bus.TokenSubject, tokenQueue, func(m *nats.Msg) {
 		rctx, cancel := context.WithTimeout(ctx, DefaultTokenTimeout)
 		defer cancel()
 		reply, req, err := b.answer(rctx, m.Data)
-		l := log.With().Str("job", req.JobKey).Str("runner", req.Runner).Logger()
+		l := log.With().Str(LogKeyJob, req.JobKey).Str(LogKeyRunner, req.Runner).Logger()
 		switch {
 		case err == nil:
 			s.metrics.tokens.WithLabelValues("granted").Inc()

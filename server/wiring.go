@@ -92,7 +92,7 @@ func (ws workers) Run(ctx context.Context) error {
 // mirror, no GPUs), it says so and the rest of dev keeps serving.
 func localRunner() func(ctx context.Context, s *Server) error {
 	return func(ctx context.Context, s *Server) error {
-		log := zerolog.Ctx(ctx).With().Str("component", "local-runner").Logger()
+		log := zerolog.Ctx(ctx).With().Str(LogKeyComponent, "local-runner").Logger()
 		cfg, err := runners.ConfigFromEnv()
 		if err != nil {
 			return fmt.Errorf("local runner: %w", err)
