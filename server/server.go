@@ -352,7 +352,7 @@ func (s *Server) checkReady(ctx context.Context) error {
 		return errors.New("bus not set up")
 	}
 	if !s.serving.Load() {
-		return errors.New("starting")
+		return errors.New("not serving (starting or stopping)")
 	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("nats %s", strings.ToLower(st.String()))
