@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-github/v62/github"
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 )
 
@@ -158,6 +160,51 @@ func FuzzTokenPermissions(f *testing.F) {
 		}
 		if p.Administration != nil || p.Workflows != nil || p.Secrets != nil {
 			t.Fatalf("granted a permission outside the allow-list: %+v", p)
+		}
+	})
+}
+
+// fakeApps mints tokens without GitHub.
+type fakeApps struct{ calls int }
+
+func (f *fakeApps) CreateInstallationToken(ctx context.Context, id int64, opts *github.InstallationTokenOptions) (*github.InstallationToken, *github.Response, error) {
+	f.calls++
+	return &github.InstallationToken{Token: github.String("ghs_fake")}, nil, nil
+}
+
+// FuzzTokenRequest feeds the broker arbitrary request bytes: it grants only
+// the lease holder of an existing job, with allowed permissions, and never panics.
+func FuzzTokenRequest(f *testing.F) {
+	f.Add([]byte(`{"job":"o.r.1","runner":"r1","permissions":{"contents":"write"}}`))
+	f.Add([]byte(`{"job":"o.r.1","runner":"r2","permissions":{"contents":"write"}}`))
+	f.Add([]byte(`{"job":"o.r.2","runner":"r1","permissions":{"issues":"read"}}`))
+	f.Add([]byte(`{"job":"o.r.1","runner":"r1","permissions":{"administration":"write"}}`))
+	f.Add([]byte(`{"job":"","runner":"","permissions":null}`))
+	f.Add([]byte(`not json`))
+	_, _, res := bustest.Start(f)
+	ctx := context.Background()
+	if _, err := bus.CreateJob(ctx, res.Jobs, &bus.Job{Key: "o.r.1", Owner: "o", Repo: "r", Issue: 1, InstallationID: 3}); err != nil {
+		f.Fatal(err)
+	}
+	lease, _ := json.Marshal(bus.Lease{Runner: "r1"})
+	if _, err := res.Leases.Put(ctx, "o.r.1", lease); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		apps := &fakeApps{}
+		b := &tokenBroker{res: res, apps: func() (appTokenClient, error) { return apps, nil }}
+		reply, req, err := b.answer(ctx, data)
+		if err != nil {
+			if reply.Token != "" || reply.Error == "" || apps.calls != 0 {
+				t.Fatalf("refusal %v came with token %q, error %q, %d mints", err, reply.Token, reply.Error, apps.calls)
+			}
+			return
+		}
+		if req.JobKey != "o.r.1" || req.Runner != "r1" || reply.Token == "" {
+			t.Fatalf("granted %+v to %+v", reply, req)
+		}
+		if _, err := tokenPermissions(req.Permissions); err != nil {
+			t.Fatalf("granted disallowed permissions %v", req.Permissions)
 		}
 	})
 }
