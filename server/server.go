@@ -407,6 +407,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go("http-shutdown", func() error {
 		<-ctx.Done()
+		s.serving.Store(false) // readyz says no while in-flight requests finish
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 		defer cancel()
 		if err := hs.Shutdown(sctx); err != nil {
