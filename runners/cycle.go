@@ -230,9 +230,11 @@ func (c *Cycle) Token(ctx context.Context, perms map[string]string) (string, err
 // so the token is in no URL, argument or file.
 const gitCredentialHelper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=$ADBOT_GIT_TOKEN"; }; f`
 
-// Push pushes the worktree's HEAD to the job's branch on the remote. For an
-// HTTPS remote it asks for a token with contents:write and hands it to git
-// through a credential helper that reads it from git's environment.
+// Push pushes the worktree's HEAD to the job's branch on the remote and
+// records the pushed commit as the job's HeadSHA: a workflow pushes what it
+// has tested, and only approvals of that commit end the job. For an HTTPS
+// remote it asks for a token with contents:write and hands it to git through
+// a credential helper that reads it from git's environment.
 func (c *Cycle) Push(ctx context.Context, force bool) (proc.Result, error) {
 	args := []string{"git", "push", "--porcelain"}
 	if force {
@@ -251,7 +253,25 @@ func (c *Cycle) Push(ctx context.Context, force bool) (proc.Result, error) {
 			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
 			"ADBOT_GIT_TOKEN="+tok)
 	}
-	return c.Exec(ctx, proc.Cmd{Name: "git-push", Args: args, Env: env, Timeout: 10 * time.Minute})
+	res, err := c.Exec(ctx, proc.Cmd{Name: "git-push", Args: args, Env: env, Timeout: 10 * time.Minute})
+	if err != nil {
+		return res, err
+	}
+	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
+	if err != nil {
+		return res, fmt.Errorf("push %s: read pushed head: %w", c.Worktree.Branch, err)
+	}
+	head = strings.TrimSpace(head)
+	if _, err := c.UpdateJob(ctx, func(j *bus.Job) error {
+		if j.HeadSHA == head {
+			return bus.ErrUnchanged
+		}
+		j.HeadSHA = head
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("push %s: record head %s: %w", c.Worktree.Branch, head, err)
+	}
+	return res, nil
 }
 
 func joinInts(v []int) string {

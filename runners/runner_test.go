@@ -363,6 +363,8 @@ func TestPhasesResumeAndPostsAreIdempotent(t *testing.T) {
 	// The push reached the remote.
 	if got := git(t, e.remote, "rev-parse", "refs/heads/"+branch); len(got) != 40 {
 		t.Errorf("branch not pushed: %q", got)
+	} else if j.HeadSHA != got {
+		t.Errorf("job HeadSHA = %q, want the pushed head %s: approvals could never end the job", j.HeadSHA, got)
 	}
 	// No token ever went to anyone but the lease holder.
 	if len(e.refused) != 0 {
