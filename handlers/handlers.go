@@ -149,19 +149,52 @@ func viaApp(payload []byte, object string) *appRef {
 	return o.Via
 }
 
-// job returns the job number belongs to, or nil when there is none.
-func (b *base) job(ctx context.Context, owner, repo string, number int, isPR bool) (*bus.Job, error) {
+// admit makes the checks that the comment-like events (issue_comment,
+// pull_request_review, pull_request_review_comment) share, in this order:
+// the payload names a repository, its action is want, a person sent it (not
+// the App, whose comments may carry via, nor another bot), and the bot did
+// not write body. It returns why to ignore the event, or "" to go on.
+func (b *base) admit(repo *github.Repository, action, want string, sender *github.User, via *appRef, body string) string {
+	if !repoOK(repo) {
+		return ReasonNoRepository
+	}
+	if action != want {
+		return ReasonAction
+	}
+	if why := b.sender(sender, via); why != "" {
+		return why
+	}
+	if IsAgentComment(body) {
+		return ReasonAgentComment
+	}
+	return ""
+}
+
+// answered reports whether kind is a command the worker answers with or
+// without a job (proceed, cancel, retry, status, help): it is published as is.
+func answered(kind bus.CommandKind) bool {
+	switch kind {
+	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+		return true
+	}
+	return false
+}
+
+// hasJob reports whether c's issue or pull request holds a job. When it does
+// not, it logs why the event is ignored; when the lookup fails, it returns
+// the error (wrapping ErrNotQueued), which the handler returns as is.
+func (b *base) hasJob(ctx context.Context, c bus.Command) (bool, error) {
 	if b.Jobs == nil {
-		return nil, fmt.Errorf("%w: handlers.Deps has no job bucket", ErrNotQueued)
+		return false, fmt.Errorf("%w: handlers.Deps has no job bucket", ErrNotQueued)
 	}
-	j, err := jobs.Find(ctx, b.Jobs, owner, repo, number, isPR)
-	if errors.Is(err, bus.ErrNoJob) {
-		return nil, nil
+	j, err := jobs.Find(ctx, b.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	if err != nil && !errors.Is(err, bus.ErrNoJob) {
+		return false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotQueued, err)
+	if j == nil {
+		return false, ignore(ctx, ReasonNoJob)
 	}
-	return j, nil
+	return true, nil
 }
 
 // newCommand fills what every command carries.

@@ -25,18 +25,9 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 		return err
 	}
 	ctx, _ = githubapp.PrepareRepoContext(ctx, e.GetInstallation().GetID(), e.GetRepo())
-	if !repoOK(e.GetRepo()) {
-		return ignore(ctx, ReasonNoRepository)
-	}
-	if e.GetAction() != "created" {
-		return ignore(ctx, ReasonAction)
-	}
 	comment := e.GetComment()
-	if why := h.sender(e.GetSender(), viaApp(payload, "comment")); why != "" {
+	if why := h.admit(e.GetRepo(), e.GetAction(), "created", e.GetSender(), viaApp(payload, "comment"), comment.GetBody()); why != "" {
 		return ignore(ctx, why)
-	}
-	if IsAgentComment(comment.GetBody()) {
-		return ignore(ctx, ReasonAgentComment)
 	}
 	issue := e.GetIssue()
 	isPR := issue.IsPullRequest()
@@ -44,25 +35,20 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 	if p.Kind == bus.CmdOnboard && isPR {
 		p = Parsed{Kind: bus.CmdHelp, Unknown: clip(p.ModelID, 40)}
 	}
-	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
 	c := h.newCommand(p.Kind, "issue_comment.created", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), issue.GetNumber(), isPR, e.GetSender(), comment.GetAuthorAssociation())
 	c.CommentID = comment.GetID()
-	switch p.Kind {
-	case bus.CmdOnboard:
+	switch {
+	case p.Kind == bus.CmdOnboard:
 		c.ModelID = p.ModelID
 		return h.publish(ctx, c)
-	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+	case answered(p.Kind):
 		// Commands go to the worker even without a job: it answers.
 		c.Reason = p.Unknown
 		return h.publish(ctx, c)
 	}
-	j, err := h.job(ctx, owner, repo, issue.GetNumber(), isPR)
-	if err != nil {
+	if ok, err := h.hasJob(ctx, c); !ok {
 		return err
-	}
-	if j == nil {
-		return ignore(ctx, ReasonNoJob)
 	}
 	if p.Kind == bus.CmdEnd {
 		c.Reason = "comment"

@@ -34,16 +34,11 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		// The bot closes a pull request only when it ended the job itself.
 		return ignore(ctx, ReasonOwnEvent)
 	}
-	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
-	j, err := h.job(ctx, owner, repo, pr.GetNumber(), true)
-	if err != nil {
-		return err
-	}
-	if j == nil {
-		return ignore(ctx, ReasonNoJob)
-	}
 	c := h.newCommand(bus.CmdEnd, "pull_request.closed", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), "")
+	if ok, err := h.hasJob(ctx, c); !ok {
+		return err
+	}
 	c.Reason = "closed"
 	if pr.GetMerged() {
 		c.Reason = "merged"

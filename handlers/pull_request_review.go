@@ -28,18 +28,9 @@ func (h *PullRequestReview) Handle(ctx context.Context, eventType, deliveryID st
 	}
 	pr := e.GetPullRequest()
 	ctx, _ = githubapp.PreparePRContext(ctx, e.GetInstallation().GetID(), e.GetRepo(), pr.GetNumber())
-	if !repoOK(e.GetRepo()) {
-		return ignore(ctx, ReasonNoRepository)
-	}
-	if e.GetAction() != "submitted" {
-		return ignore(ctx, ReasonAction)
-	}
 	review := e.GetReview()
-	if why := h.sender(e.GetSender(), nil); why != "" {
+	if why := h.admit(e.GetRepo(), e.GetAction(), "submitted", e.GetSender(), nil, review.GetBody()); why != "" {
 		return ignore(ctx, why)
-	}
-	if IsAgentComment(review.GetBody()) {
-		return ignore(ctx, ReasonAgentComment)
 	}
 	state := strings.ToLower(review.GetState())
 	body := strings.TrimSpace(review.GetBody())
@@ -52,20 +43,14 @@ func (h *PullRequestReview) Handle(ctx context.Context, eventType, deliveryID st
 	if state == "commented" && body == "" {
 		return ignore(ctx, ReasonEmptyReview)
 	}
-	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
 	c := h.newCommand(bus.CmdFeedback, "pull_request_review.submitted", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), review.GetAuthorAssociation())
-	switch p.Kind {
-	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+	if answered(p.Kind) {
 		c.Kind, c.Reason = p.Kind, p.Unknown
 		return h.publish(ctx, c)
 	}
-	j, err := h.job(ctx, owner, repo, pr.GetNumber(), true)
-	if err != nil {
+	if ok, err := h.hasJob(ctx, c); !ok {
 		return err
-	}
-	if j == nil {
-		return ignore(ctx, ReasonNoJob)
 	}
 	if state == "approved" {
 		c.Kind, c.Reason, c.CommitSHA = bus.CmdEnd, "approved", review.GetCommitID()

@@ -26,34 +26,19 @@ func (h *PullRequestReviewComment) Handle(ctx context.Context, eventType, delive
 	}
 	pr := e.GetPullRequest()
 	ctx, _ = githubapp.PreparePRContext(ctx, e.GetInstallation().GetID(), e.GetRepo(), pr.GetNumber())
-	if !repoOK(e.GetRepo()) {
-		return ignore(ctx, ReasonNoRepository)
-	}
-	if e.GetAction() != "created" {
-		return ignore(ctx, ReasonAction)
-	}
 	comment := e.GetComment()
-	if why := h.sender(e.GetSender(), viaApp(payload, "comment")); why != "" {
+	if why := h.admit(e.GetRepo(), e.GetAction(), "created", e.GetSender(), viaApp(payload, "comment"), comment.GetBody()); why != "" {
 		return ignore(ctx, why)
 	}
-	if IsAgentComment(comment.GetBody()) {
-		return ignore(ctx, ReasonAgentComment)
-	}
-	owner, repo := e.GetRepo().GetOwner().GetLogin(), e.GetRepo().GetName()
 	c := h.newCommand(bus.CmdFeedback, "pull_request_review_comment.created", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), comment.GetAuthorAssociation())
 	p := ParseComment(comment.GetBody())
-	switch p.Kind {
-	case bus.CmdProceed, bus.CmdCancel, bus.CmdRetry, bus.CmdStatus, bus.CmdHelp:
+	if answered(p.Kind) {
 		c.Kind, c.Reason = p.Kind, p.Unknown
 		return h.publish(ctx, c)
 	}
-	j, err := h.job(ctx, owner, repo, pr.GetNumber(), true)
-	if err != nil {
+	if ok, err := h.hasJob(ctx, c); !ok {
 		return err
-	}
-	if j == nil {
-		return ignore(ctx, ReasonNoJob)
 	}
 	// A closing phrase on a line of the diff is a remark about that line, not
 	// the end of the job: it stays feedback.
