@@ -76,6 +76,9 @@ const (
 	// Hub and JetStream: 16 keep a 500/s burst under 20 ms at p99 on two cores
 	// (docs/BENCHMARKS.md, "Webhook intake").
 	DefaultWorkers = 16
+	// DefaultNATSReadyPoll is how often start-up looks whether the embedded
+	// nats-server accepts clients yet.
+	DefaultNATSReadyPoll = 100 * time.Millisecond
 	// DefaultNATSConnectTimeout bounds the first connection to NATS and the bus set-up.
 	DefaultNATSConnectTimeout = 30 * time.Second
 )

@@ -240,11 +240,12 @@ func (s *Server) startBus() error {
 		if err != nil {
 			return fmt.Errorf("embedded nats-server: %w", err)
 		}
-		ns.SetLoggerV2(natsLogger{s.log.With().Str(LogKeyComponent, "nats-server").Logger()}, false, false, false)
+		fatal := make(chan string, 1)
+		ns.SetLoggerV2(natsLogger{s.log.With().Str(LogKeyComponent, "nats-server").Logger(), fatal}, false, false, false)
 		ns.Start()
-		if !ns.ReadyForConnections(s.cfg.NATS.ConnectTimeout) {
+		if err := waitReady(ns, fatal, s.cfg.NATS.ConnectTimeout); err != nil {
 			ns.Shutdown()
-			return fmt.Errorf("embedded nats-server on %s:%d not ready within %s", cfg.Embedded.Host, cfg.Embedded.Port, s.cfg.NATS.ConnectTimeout)
+			return fmt.Errorf("embedded nats-server on %s:%d: %w", cfg.Embedded.Host, cfg.Embedded.Port, err)
 		}
 		if cfg.Embedded.Token == "" && !isLoopback(cfg.Embedded.Host) {
 			s.log.Warn().Str(LogKeyAddr, ns.Addr().String()).Msg("embedded nats-server accepts clients without a token; set ADBOT_NATS_TOKEN")
@@ -277,6 +278,25 @@ func (s *Server) startBus() error {
 	s.res = res
 	s.ready.Store(true)
 	return nil
+}
+
+// waitReady waits until ns accepts clients, for at most timeout, and gives up
+// at once when the server reports a fatal error.
+func waitReady(ns *natsserver.Server, fatal <-chan string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if ns.ReadyForConnections(DefaultNATSReadyPoll) {
+			return nil
+		}
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready within %s", timeout)
+		}
+	}
 }
 
 func isLoopback(host string) bool {
@@ -502,11 +522,26 @@ func (s *Server) Close() {
 }
 
 // natsLogger sends the embedded nats-server's log through zerolog.
-type natsLogger struct{ l zerolog.Logger }
+// natsLogger routes the embedded nats-server's log through zerolog. A fatal
+// message (a port already in use, say) is also handed to fatal, so start-up
+// fails at once with the reason instead of waiting out its timeout.
+type natsLogger struct {
+	l     zerolog.Logger
+	fatal chan<- string
+}
 
 func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug().Msgf(f, v...) }
 func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn().Msgf(f, v...) }
-func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
+func (n natsLogger) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	n.l.Error().Msg(msg)
+	if n.fatal != nil {
+		select {
+		case n.fatal <- msg:
+		default:
+		}
+	}
+}
 func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error().Msgf(f, v...) }
 func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug().Msgf(f, v...) }
 func (n natsLogger) Tracef(f string, v ...any)  { n.l.Trace().Msgf(f, v...) }

@@ -470,3 +470,24 @@ func TestExternalNATS(t *testing.T) {
 		t.Errorf("commands on the external server = %d, want 1", got)
 	}
 }
+
+// TestEmbeddedNATSPortInUse: a port already taken fails start-up at once,
+// saying why, instead of waiting out the connect timeout.
+func TestEmbeddedNATSPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := testConfig(t, "http://127.0.0.1:1/")
+	cfg.NATS.Embedded.Port = ln.Addr().(*net.TCPAddr).Port
+	cfg.NATS.ConnectTimeout = time.Hour // a wait of this length would hang the test
+	s, err := New(cfg, WithClientCreator(NewDryRunClientCreator(zerolog.Nop()), true))
+	if err == nil {
+		s.Close()
+		t.Fatal("New succeeded on a port already in use")
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error = %v, want it to say the address is in use", err)
+	}
+}
