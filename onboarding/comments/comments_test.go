@@ -2,20 +2,17 @@ package comments
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/quick"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+	"github.com/nvidia/adbot/internal/golden"
+)
 
 // checkParts verifies what every body Split returns must satisfy.
 func checkParts(t *testing.T, p Post, bodies []string) {
@@ -312,25 +309,8 @@ func TestGolden(t *testing.T) {
 				fmt.Fprintf(&got, "<!-- ===== comment %d of %d, %d bytes ===== -->\n", i+1, len(bodies), len(body))
 				got.WriteString(body)
 			}
-			golden(t, filepath.Join("testdata", tt.name+".golden.md"), got.String())
+			golden.Check(t, tt.name+".golden.md", []byte(got.String()))
 		})
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(got, string(want)); diff != "" {
-		t.Errorf("%s differs (-got +want); run go test -update if intended:\n%s", path, diff)
 	}
 }
 

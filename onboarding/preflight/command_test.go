@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/internal/gpu"
-	"github.com/nvidia/adbot/onboarding/edit/edittest"
 )
 
 // hubServer serves the Qwen3-0.6B fixture (API answer and config.json) and
@@ -96,7 +96,7 @@ func TestPreflightHub(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			edittest.Golden(t, tc.name+".golden", []byte(stable(out, srv.URL)))
+			golden.Check(t, tc.name+".golden", []byte(stable(out, srv.URL)))
 		})
 	}
 }
@@ -158,7 +158,7 @@ func TestPreflightOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edittest.Golden(t, "offline_deepseek.golden", []byte(stable(out, "")))
+	golden.Check(t, "offline_deepseek.golden", []byte(stable(out, "")))
 	// The Hub unreachable: the cache answers, with a warning.
 	tiny := cache(t, "hf-internal-testing/tiny-random-PhiModel", "tiny-random-PhiModel", "config.json", "model.safetensors")
 	out, err = run(t, map[string]string{"HF_HOME": filepath.Dir(tiny), "HF_HUB_CACHE": tiny, "HF_ENDPOINT": "http://127.0.0.1:1"}, noNVML, "--json", "hf-internal-testing/tiny-random-PhiModel")
@@ -183,7 +183,7 @@ func TestPreflightConfigPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edittest.Golden(t, "config_glm5.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
+	golden.Check(t, "config_glm5.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
 	// Unknown architecture: honest unknown, no failure.
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"architectures":["RocketForCausalLM"],"model_type":"rocket","torch_dtype":"bfloat16"}`), 0o644)
@@ -220,7 +220,7 @@ func TestPreflightRepo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edittest.Golden(t, "repo_mixtral.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
+	golden.Check(t, "repo_mixtral.golden", []byte(stable(strings.ReplaceAll(out, filepath.Dir(p), "FIXTURE"), "")))
 	// From the Hub, whose family search names members the registry lacks.
 	srv := hubServer(t)
 	out, err = run(t, map[string]string{"HF_ENDPOINT": srv.URL}, noNVML, "--repo", repo, "--json", "Qwen/Qwen3-0.6B")

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,31 +9,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/comments"
 	"github.com/nvidia/adbot/onboarding/e2e"
 	"github.com/nvidia/adbot/onboarding/pytest"
 	"github.com/nvidia/adbot/onboarding/review"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(got, string(want)); diff != "" {
-		t.Errorf("%s differs (-got +want); run go test -update if intended:\n%s", path, diff)
-	}
-}
 
 // inputs builds a report from the sibling packages' real test material: the
 // e2e run and results JSON, a real pytest log, a reviewer verdict.
@@ -135,7 +115,7 @@ func checkVerbatim(t *testing.T, text string, pairs []e2e.Pair) {
 func TestSummary(t *testing.T) {
 	s, _ := inputs(t)
 	got := Summary(s)
-	golden(t, "summary-success.golden.md", got)
+	golden.Check(t, "summary-success.golden.md", []byte(got))
 	if !strings.HasPrefix(got, comments.Prefix) {
 		t.Error("summary does not begin [AGENT]")
 	}
@@ -172,7 +152,7 @@ func TestSummaryFailed(t *testing.T) {
 	s.RegistryEntry, s.SupportMatrixRow, s.Cookbook, s.Footnote, s.Configs = "", "", "", "", nil
 	s.Features, s.Tricky, s.Limitations = nil, nil, nil
 	got := Summary(s)
-	golden(t, "summary-failed.golden.md", got)
+	golden.Check(t, "summary-failed.golden.md", []byte(got))
 	for _, want := range []string{"reviewer FAIL after 1 review iteration(s)", "header says PASS but 1 item(s) FAIL: F2", "**Failed** — exit status 1 after 2 prompt(s) answered.",
 		"CUDA_VISIBLE_DEVICES=0,1 python"} {
 		if !strings.Contains(got, want) {
@@ -184,7 +164,7 @@ func TestSummaryFailed(t *testing.T) {
 func TestPRBody(t *testing.T) {
 	_, p := inputs(t)
 	body, posts := PRBody(p)
-	golden(t, "pr-body.golden.md", body)
+	golden.Check(t, "pr-body.golden.md", []byte(body))
 	if len(posts) != 0 {
 		t.Errorf("%d follow-up posts for a short body", len(posts))
 	}
@@ -216,7 +196,7 @@ func TestPRBodyOverflow(t *testing.T) {
 	short := p.Pytest.Output
 	p.Pytest.Output = bigPytestLog()
 	body, posts := PRBody(p)
-	golden(t, "pr-body-overflow-pytest.golden.md", body)
+	golden.Check(t, "pr-body-overflow-pytest.golden.md", []byte(body))
 	if len(body) > comments.MaxBody {
 		t.Fatalf("body is %d bytes", len(body))
 	}
@@ -238,7 +218,7 @@ func TestPRBodyOverflow(t *testing.T) {
 	p.Pairs[0].Output = long
 	p.Pytest.Output = short
 	body, posts = PRBody(p)
-	golden(t, "pr-body-overflow-pairs.golden.md", body)
+	golden.Check(t, "pr-body-overflow-pairs.golden.md", []byte(body))
 	if len(body) > comments.MaxBody || len(posts) != 1 || !strings.Contains(body, short) || posts[0].Log != PairsText(p.Pairs) {
 		t.Fatalf("pairs overflow: body %d bytes, %d posts", len(body), len(posts))
 	}
@@ -246,7 +226,7 @@ func TestPRBodyOverflow(t *testing.T) {
 	// Both too long.
 	p.Pytest.Output = bigPytestLog()
 	body, posts = PRBody(p)
-	golden(t, "pr-body-overflow-all.golden.md", body)
+	golden.Check(t, "pr-body-overflow-all.golden.md", []byte(body))
 	if len(body) > comments.MaxBody || len(posts) != 2 {
 		t.Fatalf("body %d bytes, %d posts", len(body), len(posts))
 	}

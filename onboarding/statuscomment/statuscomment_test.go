@@ -1,9 +1,6 @@
 package statuscomment
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,29 +8,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
 var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden.md")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update): %v", err)
-	}
-	if diff := cmp.Diff(got, string(want)); diff != "" {
-		t.Errorf("%s (-got +want):\n%s", path, diff)
-	}
-}
 
 func TestRender(t *testing.T) {
 	queued := &bus.Job{
@@ -94,7 +72,7 @@ func TestRender(t *testing.T) {
 			if len(got) > 65536 {
 				t.Errorf("comment is %d characters, over GitHub's limit", len(got))
 			}
-			golden(t, tt.name, got)
+			golden.Check(t, tt.name+".golden.md", []byte(got))
 		})
 	}
 }

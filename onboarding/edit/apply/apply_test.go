@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/edit/cookbook"
 	"github.com/nvidia/adbot/onboarding/edit/edittest"
 	"github.com/nvidia/adbot/onboarding/sizing"
@@ -106,7 +107,7 @@ func TestApply(t *testing.T) {
 			}
 		}
 	}
-	edittest.Golden(t, "gemma3.diff.golden", []byte(all.String()))
+	golden.Check(t, "gemma3.diff.golden", []byte(all.String()))
 	// Idempotent.
 	again, err := Apply(dir, m)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/nvidia/adbot/internal/fixtures"
-	"github.com/nvidia/adbot/onboarding/edit/edittest"
+	"github.com/nvidia/adbot/internal/golden"
 )
 
 func template(t *testing.T) []byte {
@@ -78,7 +78,7 @@ func TestRender(t *testing.T) {
 			if !strings.Contains(string(out), `MODEL_ID = \"`+tc.m.ID+`\"`) || !strings.Contains(string(out), tc.m.ConfigPath) {
 				t.Error("model id or config path missing")
 			}
-			edittest.Golden(t, tc.name+".ipynb.golden", out)
+			golden.Check(t, tc.name+".ipynb.golden", out)
 		})
 	}
 }

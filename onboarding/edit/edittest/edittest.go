@@ -1,20 +1,12 @@
 // Package edittest helps test file edits: a diff that shows exactly which
-// lines an edit changed, and golden files refreshed with -update.
+// lines an edit changed (golden files of it are kept with internal/golden).
 package edittest
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // Diff shows the lines that differ between old and new as hunks of -/+
 // lines, each headed by its old line number (a longest-common-subsequence
@@ -88,26 +80,4 @@ func Diff(old, new []byte) string {
 	}
 	flush()
 	return out.String()
-}
-
-// Golden compares got with testdata/name, or rewrites it under -update.
-func Golden(t testing.TB, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(string(got), string(want)); diff != "" {
-		t.Errorf("%s differs (-got +want):\n%s", path, diff)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/edit/edittest"
 )
 
@@ -61,7 +62,7 @@ func TestAdd(t *testing.T) {
 			if err != nil || ch2 || string(again) != string(out) {
 				t.Errorf("not idempotent: %v %v", ch2, err)
 			}
-			edittest.Golden(t, tc.name+".diff.golden", []byte(edittest.Diff([]byte(tc.in), out)))
+			golden.Check(t, tc.name+".diff.golden", []byte(edittest.Diff([]byte(tc.in), out)))
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/edit/edittest"
 )
 
@@ -70,7 +71,7 @@ func TestAddRow(t *testing.T) {
 			if err != nil || r2.Outcome != "unchanged" || string(again) != string(out) {
 				t.Errorf("second run: %+v %v", r2, err)
 			}
-			edittest.Golden(t, tc.name+".diff.golden", []byte(edittest.Diff(old, out)))
+			golden.Check(t, tc.name+".diff.golden", []byte(edittest.Diff(old, out)))
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/edit/edittest"
 	"gopkg.in/yaml.v3"
 )
@@ -54,7 +55,7 @@ func TestRender(t *testing.T) {
 					t.Errorf("key %s of dashboard_default.yaml missing", k)
 				}
 			}
-			edittest.Golden(t, tc.name+".yaml.golden", out)
+			golden.Check(t, tc.name+".yaml.golden", out)
 		})
 	}
 	if _, err := Render(Options{ModelID: "a/b"}); err == nil {
@@ -93,7 +94,7 @@ func TestSetLayers(t *testing.T) {
 			if err != nil || l != tc.n {
 				t.Errorf("reads back %d, %v", l, err)
 			}
-			edittest.Golden(t, "layers_"+tc.name+".diff.golden", []byte(edittest.Diff(old, out)))
+			golden.Check(t, "layers_"+tc.name+".diff.golden", []byte(edittest.Diff(old, out)))
 		})
 	}
 }

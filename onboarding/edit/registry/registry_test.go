@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/golden"
 	"github.com/nvidia/adbot/onboarding/edit"
 	"github.com/nvidia/adbot/onboarding/edit/edittest"
 	"gopkg.in/yaml.v3"
@@ -208,7 +209,7 @@ func TestAddEntry(t *testing.T) {
 			if !found {
 				t.Errorf("%s not among the models YAML reads", tc.entry.Name)
 			}
-			edittest.Golden(t, "add_"+strings.ReplaceAll(tc.name, " ", "_")+".diff.golden", []byte(edittest.Diff(old, out)))
+			golden.Check(t, "add_"+strings.ReplaceAll(tc.name, " ", "_")+".diff.golden", []byte(edittest.Diff(old, out)))
 		})
 	}
 }
