@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,42 +27,20 @@ func (c *Client) File(ctx context.Context, id, revision, name string) ([]byte, e
 	if revision == "" {
 		revision = "main"
 	}
-	base := strings.TrimRight(c.Endpoint, "/")
-	if base == "" {
-		base = DefaultEndpoint
-	}
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
 		parts[i] = url.PathEscape(p)
 	}
-	u := base + "/" + id + "/resolve/" + url.PathEscape(revision) + "/" + strings.Join(parts, "/")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	path := "/" + id + "/resolve/" + url.PathEscape(revision) + "/" + strings.Join(parts, "/")
+	a, err := c.get(ctx, path, false, maxFile+1, name+" of "+id)
 	if err != nil {
-		return nil, fmt.Errorf("hub request for %s/%s: %w", id, name, err)
+		return nil, err
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	if a.status != http.StatusOK {
+		return nil, &Error{ModelID: id, Status: a.status, Reason: a.code, Message: "file " + name}
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s of %s from HuggingFace Hub: %w", name, id, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s of %s from HuggingFace Hub: %w", name, id, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{ModelID: id, Status: resp.StatusCode, Reason: Reason(resp.Header.Get("X-Error-Code"))}
-		e.Message = fmt.Sprintf("file %s", name)
-		return nil, e
-	}
-	if len(body) > maxFile {
+	if len(a.body) > maxFile {
 		return nil, fmt.Errorf("%s of %s is larger than %d bytes", name, id, maxFile)
 	}
-	return body, nil
+	return a.body, nil
 }

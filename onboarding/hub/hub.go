@@ -152,19 +152,53 @@ func (c *Client) Model(ctx context.Context, id, revision string) (*Model, error)
 	if err := ValidateModelID(id); err != nil {
 		return nil, err
 	}
+	path := "/api/models/" + id // validated: only [A-Za-z0-9._-/]
+	if revision != "" {
+		path += "/revision/" + url.PathEscape(revision)
+	}
+	a, err := c.get(ctx, path, true, maxBody, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.status != http.StatusOK {
+		e := &Error{ModelID: id, Status: a.status, Reason: a.code}
+		var m struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(a.body, &m) == nil {
+			e.Message = m.Error
+		}
+		if e.Reason == "" && a.status == http.StatusNotFound {
+			e.Reason = ReasonNotFound
+		}
+		return nil, e
+	}
+	return ParseModel(a.body)
+}
+
+// answer is what the Hub answered to one request.
+type answer struct {
+	status int
+	code   Reason // the X-Error-Code header
+	body   []byte // at most the limit asked for
+}
+
+// get asks the Hub for path below the endpoint (escaped by the caller),
+// sending the token when there is one and asking for JSON when wantJSON is set,
+// and reads at most limit bytes of the answer, whatever its status. what
+// names the request in errors.
+func (c *Client) get(ctx context.Context, path string, wantJSON bool, limit int64, what string) (answer, error) {
 	base := strings.TrimRight(c.Endpoint, "/")
 	if base == "" {
 		base = DefaultEndpoint
 	}
-	u := base + "/api/models/" + id // validated: only [A-Za-z0-9._-/]
-	if revision != "" {
-		u += "/revision/" + url.PathEscape(revision)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("hub request for %s: %w", id, err)
+		return answer{}, fmt.Errorf("hub request for %s: %w", what, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	if wantJSON {
+		req.Header.Set("Accept", "application/json")
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
@@ -174,27 +208,14 @@ func (c *Client) Model(ctx context.Context, id, revision string) (*Model, error)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask HuggingFace Hub for %s: %w", id, err)
+		return answer{}, fmt.Errorf("ask HuggingFace Hub for %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return nil, fmt.Errorf("read HuggingFace Hub answer for %s: %w", id, err)
+		return answer{}, fmt.Errorf("read HuggingFace Hub answer for %s: %w", what, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{ModelID: id, Status: resp.StatusCode, Reason: Reason(resp.Header.Get("X-Error-Code"))}
-		var m struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &m) == nil {
-			e.Message = m.Error
-		}
-		if e.Reason == "" && resp.StatusCode == http.StatusNotFound {
-			e.Reason = ReasonNotFound
-		}
-		return nil, e
-	}
-	return ParseModel(body)
+	return answer{status: resp.StatusCode, code: Reason(resp.Header.Get("X-Error-Code")), body: body}, nil
 }
 
 // ParseModel decodes an /api/models answer.

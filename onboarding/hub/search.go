@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,39 +24,18 @@ func (c *Client) Search(ctx context.Context, author, search string, limit int) (
 	if limit <= 0 || limit > MaxSearch {
 		limit = MaxSearch
 	}
-	base := strings.TrimRight(c.Endpoint, "/")
-	if base == "" {
-		base = DefaultEndpoint
-	}
 	q := url.Values{"author": {author}, "search": {search}, "limit": {strconv.Itoa(limit)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/models?"+q.Encode(), nil)
+	a, err := c.get(ctx, "/api/models?"+q.Encode(), true, maxBody, "a search for "+author+"/"+search)
 	if err != nil {
-		return nil, fmt.Errorf("search HuggingFace Hub for %s/%s: %w", author, search, err)
+		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("search HuggingFace Hub for %s/%s: %w", author, search, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, fmt.Errorf("read HuggingFace Hub search for %s/%s: %w", author, search, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &Error{ModelID: author + "/" + search, Status: resp.StatusCode, Reason: Reason(resp.Header.Get("X-Error-Code")), Message: "model search"}
+	if a.status != http.StatusOK {
+		return nil, &Error{ModelID: author + "/" + search, Status: a.status, Reason: a.code, Message: "model search"}
 	}
 	var list []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(body, &list); err != nil {
+	if err := json.Unmarshal(a.body, &list); err != nil {
 		return nil, fmt.Errorf("decode HuggingFace Hub search for %s/%s: %w", author, search, err)
 	}
 	out := make([]string, 0, len(list))
