@@ -368,13 +368,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Comments(owner, repo string, issue int) []Comment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Comment
-	for _, c := range s.comments {
-		if c.Owner == owner && c.Repo == repo && c.Issue == issue {
-			out = append(out, *c)
-		}
-	}
-	return out
+	return copies(s.comments, func(c *Comment) bool { return c.Owner == owner && c.Repo == repo && c.Issue == issue })
 }
 
 // Comment returns the comment with id.
@@ -393,34 +387,30 @@ func (s *Server) Comment(id int64) (Comment, bool) {
 func (s *Server) Reactions(owner, repo string, issue int) []Reaction {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Reaction
-	for _, r := range s.reactions {
-		if r.Owner == owner && r.Repo == repo && r.Issue == issue {
-			out = append(out, *r)
-		}
-	}
-	return out
+	return copies(s.reactions, func(r *Reaction) bool { return r.Owner == owner && r.Repo == repo && r.Issue == issue })
 }
 
 // PullRequests returns a repository's pull requests in creation order.
 func (s *Server) PullRequests(owner, repo string) []PullRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []PullRequest
-	for _, p := range s.pulls[repoKey{owner, repo}] {
-		out = append(out, *p)
-	}
-	return out
+	return copies(s.pulls[repoKey{owner, repo}], func(*PullRequest) bool { return true })
 }
 
 // CheckRuns returns a repository's check runs in creation order.
 func (s *Server) CheckRuns(owner, repo string) []CheckRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []CheckRun
-	for _, c := range s.checkRuns {
-		if c.Owner == owner && c.Repo == repo {
-			out = append(out, *c)
+	return copies(s.checkRuns, func(c *CheckRun) bool { return c.Owner == owner && c.Repo == repo })
+}
+
+// copies returns a copy of each item of all that keep accepts, in order (nil
+// when none does). The caller holds s.mu.
+func copies[T any](all []*T, keep func(*T) bool) []T {
+	var out []T
+	for _, x := range all {
+		if keep(x) {
+			out = append(out, *x)
 		}
 	}
 	return out

@@ -238,9 +238,8 @@ func (s *Server) repoInstallation(w http.ResponseWriter, k repoKey) {
 }
 
 func (s *Server) createToken(w http.ResponseWriter, idStr string, body []byte) {
-	id, err := strconv.ParseInt(idStr, 10, 64)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "Not Found")
+	id, ok := parseID(w, idStr)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -384,29 +383,54 @@ func parseIssue(w http.ResponseWriter, s string) (int, bool) {
 	return n, true
 }
 
-func (s *Server) createComment(w http.ResponseWriter, k repoKey, issueStr string, body []byte, bot bool) {
-	n, ok := parseIssue(w, issueStr)
-	if !ok {
-		return
+// parseID reads the id in a path, answering 404 when it is not a number.
+func parseID(w http.ResponseWriter, s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return 0, false
 	}
+	return id, true
+}
+
+// commentBody reads a comment's body from a request as GitHub validates it,
+// answering 422 when it is missing or too long.
+func commentBody(w http.ResponseWriter, body []byte) (string, bool) {
 	var req struct {
 		Body string `json:"body"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil || req.Body == "" {
 		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: body is missing")
-		return
+		return "", false
 	}
 	if len([]rune(req.Body)) > 65536 {
 		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: body is too long (maximum is 65536 characters)")
+		return "", false
+	}
+	return req.Body, true
+}
+
+// login is who a request acts as: the App's bot with an installation token, else a person.
+func (s *Server) login(bot bool) string {
+	if bot {
+		return s.appSlug + "[bot]"
+	}
+	return "octocat"
+}
+
+func (s *Server) createComment(w http.ResponseWriter, k repoKey, issueStr string, body []byte, bot bool) {
+	n, ok := parseIssue(w, issueStr)
+	if !ok {
+		return
+	}
+	text, ok := commentBody(w, body)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	login := s.appSlug + "[bot]"
-	if !bot {
-		login = "octocat"
-	}
-	c := s.addCommentLocked(k.owner, k.repo, n, login, bot, req.Body)
+	login := s.login(bot)
+	c := s.addCommentLocked(k.owner, k.repo, n, login, bot, text)
 	writeJSON(w, http.StatusCreated, s.commentJSON(c))
 }
 
@@ -456,27 +480,19 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, all []map[str
 }
 
 func (s *Server) updateComment(w http.ResponseWriter, k repoKey, idStr string, body []byte) {
-	id, err := strconv.ParseInt(idStr, 10, 64)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "Not Found")
+	id, ok := parseID(w, idStr)
+	if !ok {
 		return
 	}
-	var req struct {
-		Body string `json:"body"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil || req.Body == "" {
-		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: body is missing")
-		return
-	}
-	if len([]rune(req.Body)) > 65536 {
-		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: body is too long (maximum is 65536 characters)")
+	text, ok := commentBody(w, body)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.comments {
 		if c.ID == id && c.Owner == k.owner && c.Repo == k.repo {
-			c.Body = req.Body
+			c.Body = text
 			c.Edits++
 			c.Update = time.Now().UTC().Truncate(time.Second)
 			writeJSON(w, http.StatusOK, s.commentJSON(c))
@@ -496,15 +512,11 @@ func (s *Server) createReaction(w http.ResponseWriter, k repoKey, issueStr, comm
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	login := s.appSlug + "[bot]"
-	if !bot {
-		login = "octocat"
-	}
+	login := s.login(bot)
 	target := Reaction{Owner: k.owner, Repo: k.repo, Content: req.Content, User: login}
 	if commentStr != "" {
-		id, err := strconv.ParseInt(commentStr, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "Not Found")
+		id, ok := parseID(w, commentStr)
+		if !ok {
 			return
 		}
 		var found *Comment
@@ -684,10 +696,7 @@ func (s *Server) createPull(w http.ResponseWriter, k repoKey, body []byte, bot b
 	if sha == "" {
 		sha = randomSHA()
 	}
-	login := s.appSlug + "[bot]"
-	if !bot {
-		login = "octocat"
-	}
+	login := s.login(bot)
 	p := &PullRequest{Number: s.number(k), Title: req.Title, Body: req.Body, Head: head, HeadSHA: sha,
 		Base: req.Base, State: "open", Draft: req.Draft, User: login}
 	s.pulls[k] = append(s.pulls[k], p)
@@ -783,9 +792,8 @@ func (s *Server) createCheckRun(w http.ResponseWriter, k repoKey, body []byte) {
 }
 
 func (s *Server) updateCheckRun(w http.ResponseWriter, k repoKey, idStr string, body []byte) {
-	id, err := strconv.ParseInt(idStr, 10, 64)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "Not Found")
+	id, ok := parseID(w, idStr)
+	if !ok {
 		return
 	}
 	var req checkRunReq
