@@ -7,11 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/bus/bustest"
 )
 
-// drain reads every cycle waiting on the subject for gpus GPUs.
+// drain reads every cycle waiting on the subject for gpus GPUs. A publish is
+// acknowledged before the consumer necessarily sees the message, so it waits
+// a little for stragglers rather than asking once.
 func drain(t *testing.T, r *bus.Resources, gpus int) []bus.Cycle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -22,7 +27,7 @@ func drain(t *testing.T, r *bus.Resources, gpus int) []bus.Cycle {
 	}
 	var out []bus.Cycle
 	for {
-		batch, err := cons.FetchNoWait(10)
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +39,12 @@ func drain(t *testing.T, r *bus.Resources, gpus int) []bus.Cycle {
 				t.Fatal(err)
 			}
 			out = append(out, c)
-			m.Ack()
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			t.Fatal(err)
 		}
 		if n == 0 {
 			return out
