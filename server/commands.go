@@ -41,18 +41,24 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 	return fs
 }
 
+// parseConfig parses args, which may hold flags only, then loads the
+// configuration file that path (the --config flag) names, as LoadConfig does.
+func parseConfig(fs *flag.FlagSet, path *string, args []string) (Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return LoadConfig(*path, os.Getenv)
+}
+
 // ServeCommand runs `adbot serve [--config FILE]`.
 func ServeCommand(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\nEnvironment variables override the file: PORT, ADBOT_DATA_DIR, GITHUB_APP_ID,\nGITHUB_APP_PRIVATE_KEY(_FILE), GITHUB_WEBHOOK_SECRET, GITHUB_V3_API_URL, NATS_URL, NATS_CREDS,\nADBOT_NATS_PORT, ADBOT_NATS_TOKEN, HF_ENDPOINT, HF_TOKEN, ADBOT_TRIGGER_LABEL, ADBOT_LOG_LEVEL.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := LoadConfig(*path, os.Getenv)
+	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
@@ -74,14 +80,7 @@ func DevCommand(ctx context.Context, args []string) error {
 	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := LoadConfig(*path, os.Getenv)
+	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
