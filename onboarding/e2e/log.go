@@ -5,8 +5,6 @@
 package e2e
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nvidia/adbot/onboarding/internal/termlog"
 )
 
 // DefaultPrompts are the prompts build_and_run_ad.py uses when none are
@@ -61,7 +61,6 @@ var (
 	// or absent.
 	promptLine = regexp.MustCompile(`^(?:` + stamp + `\s*)?\[TRT-LLM(?: AUTO-DEPLOY)?\]((?:\s*\[(?:[IWEDV]|RANK \d+)\])*)\s*\[PROMPT (\d+)\] ?(.*)$`)
 	rankTag    = regexp.MustCompile(`\[RANK (\d+)\]`)
-	ansi       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 	// recordStart matches the first line of any other log record; a
 	// multi-line output ends before it.
 	recordStart = regexp.MustCompile(`^(?:` + stamp + `|\[TRT-LLM[\] ]|\[TensorRT-LLM\]|Traceback \(most recent call last\):)`)
@@ -77,14 +76,12 @@ var (
 // (several ranks), the first is kept.
 func ParseLog(r io.Reader, prompts ...string) ([]Pair, error) {
 	known := knownPrompts(prompts)
-	br := bufio.NewReader(r)
 	var (
 		pairs []Pair
 		cur   *Pair
 		first string
 		cont  []string
 		seen  = map[int]bool{}
-		lineN int
 	)
 	flush := func() error {
 		if cur == nil {
@@ -106,43 +103,32 @@ func ParseLog(r io.Reader, prompts ...string) ([]Pair, error) {
 		cur, cont = nil, nil
 		return nil
 	}
-	for {
-		raw, err := br.ReadString('\n')
-		if raw == "" && err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("read log after line %d: %w", lineN, err)
-		}
-		lineN++
-		line := strings.TrimSuffix(strings.TrimSuffix(raw, "\n"), "\r")
-		if strings.Contains(line, "\x1b[") {
-			line = ansi.ReplaceAllString(line, "") // a log captured from a terminal
-		}
+	_, err := termlog.Lines(r, "log", func(lineN int, line string) error {
 		if m := promptLine.FindStringSubmatch(line); m != nil {
 			if err := flush(); err != nil {
-				return nil, err
+				return err
 			}
 			idx, err := strconv.Atoi(m[2])
 			if err != nil {
-				return nil, fmt.Errorf("log line %d: prompt index %q: %w", lineN, m[2], err)
+				return fmt.Errorf("log line %d: prompt index %q: %w", lineN, m[2], err)
 			}
 			p := Pair{Index: idx, Line: lineN, Rank: -1}
 			if rm := rankTag.FindStringSubmatch(m[1]); rm != nil {
 				p.Rank, _ = strconv.Atoi(rm[1])
 			}
 			cur, first = &p, m[3]
-			continue
+			return nil
 		}
 		if cur != nil {
 			if recordStart.MatchString(line) {
-				if err := flush(); err != nil {
-					return nil, err
-				}
-				continue
+				return flush()
 			}
 			cont = append(cont, line)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := flush(); err != nil {
 		return nil, err

@@ -1,14 +1,14 @@
 package pytest
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/nvidia/adbot/onboarding/internal/termlog"
 )
 
 // Console is what adbot reads from pytest's console output.
@@ -65,7 +65,6 @@ func (c *Console) OK() bool {
 }
 
 var (
-	ansi = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 	// summary matches the final line with or without its "=" padding (-q
 	// drops it): "= 3 failed, 5 passed, 1 warning in 0.02s =",
 	// "no tests ran in 0.00s", "1 passed in 125.31s (0:02:05)".
@@ -88,33 +87,23 @@ var singular = map[string]string{
 // saying so.
 func ParseConsole(r io.Reader) (*Console, error) {
 	c := &Console{Collected: -1, Counts: map[string]int{}}
-	br := bufio.NewReader(r)
 	inShort := false
 	found := false
-	lineN := 0
-	for {
-		raw, err := br.ReadString('\n')
-		if raw == "" && err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("read pytest log after line %d: %w", lineN, err)
-		}
-		lineN++
-		line := ansi.ReplaceAllString(strings.TrimRight(raw, "\r\n"), "")
+	lineN, err := termlog.Lines(r, "pytest log", func(_ int, line string) error {
+		line = strings.TrimRight(line, "\r") // "\r" before "\r\n" too, as a terminal may write
 		if m := summary.FindStringSubmatch(line); m != nil {
 			c.setSummary(line, m)
 			found = true
 			inShort = false
-			continue
+			return nil
 		}
 		if m := section.FindStringSubmatch(line); m != nil {
 			inShort = m[1] == "short test summary info"
-			continue
+			return nil
 		}
 		if m := interrupt.FindStringSubmatch(line); m != nil {
 			c.Interrupted = m[1]
-			continue
+			return nil
 		}
 		if m := collected.FindStringSubmatch(line); m != nil && c.Collected < 0 {
 			c.Collected, _ = strconv.Atoi(m[1])
@@ -129,13 +118,17 @@ func ParseConsole(r io.Reader) (*Console, error) {
 					c.Selected = n
 				}
 			}
-			continue
+			return nil
 		}
 		if inShort {
 			if s, ok := parseShort(line); ok {
 				c.Short = append(c.Short, s)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !found {
 		return nil, fmt.Errorf("pytest log: no final summary line (\"N passed ... in Xs\" or \"no tests ran\") in %d lines", lineN)
