@@ -1,0 +1,508 @@
+package systemtest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/fakegithub"
+	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/gpu/gputest"
+	"github.com/nvidia/adbot/onboarding/statuscomment"
+	"github.com/nvidia/adbot/runners"
+	"github.com/nvidia/adbot/server"
+)
+
+// The repository the App is installed on, and the people in the scenarios.
+const (
+	owner        = "NVIDIA"
+	repo         = "TensorRT-LLM"
+	installation = 42
+	maintainer   = "alice"  // write permission, MEMBER
+	stranger     = "mallory" // no permission, NONE
+	qwen         = "Qwen/Qwen3-0.6B"
+	remoteCoder  = "acme/RemoteCoder-0.6B" // Qwen3-0.6B's answer with an auto_map
+	wait         = 30 * time.Second        // the bound on every poll
+)
+
+var (
+	keyOnce sync.Once
+	keyPEM  string
+)
+
+// appKey is an App private key made once per test binary.
+func appKey(t *testing.T) string {
+	t.Helper()
+	keyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		keyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+	})
+	return keyPEM
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// fakeHub serves the Hub's recorded answer for Qwen/Qwen3-0.6B and a copy of
+// it whose config has an auto_map, and counts every request.
+type fakeHub struct {
+	srv      *httptest.Server
+	requests atomic.Int64
+}
+
+func newFakeHub(t *testing.T) *fakeHub {
+	t.Helper()
+	api := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
+	var m map[string]any
+	if err := json.Unmarshal(api, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["id"], m["modelId"] = remoteCoder, remoteCoder
+	m["config"].(map[string]any)["auto_map"] = map[string]any{
+		"AutoConfig":           "configuration_remotecoder.RemoteCoderConfig",
+		"AutoModelForCausalLM": "modeling_remotecoder.RemoteCoderForCausalLM",
+	}
+	withAutoMap, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string][]byte{"/api/models/" + qwen: api, "/api/models/" + remoteCoder: withAutoMap}
+	h := &fakeHub{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		path, _, _ := strings.Cut(r.URL.Path, "/revision/")
+		b, ok := answers[path]
+		if !ok {
+			w.Header().Set("X-Error-Code", "RepoNotFound")
+			http.Error(w, `{"error":"Repository not found"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// logBuffer collects the process log (zerolog JSON lines) of the whole system.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// rig is one whole adbot: server, runner and the fakes around them.
+type rig struct {
+	t       *testing.T
+	gh      *fakegithub.Server
+	hub     *fakeHub
+	secret  string
+	hook    string
+	srv     *server.Server
+	res     *bus.Resources
+	remote  string
+	mirror  string
+	wf      *workflow
+	logs    *logBuffer
+	started time.Time
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
+		remote: bareRemote(t), wf: newWorkflow(), started: time.Now()}
+	r.gh.SetPermission(owner, repo, maintainer, "write")
+	// GitHub's side of a push: the ref, and the head of a pull request from it.
+	r.wf.pushed = func(branch, sha string) {
+		r.gh.SetRef(owner, repo, "heads/"+branch, sha)
+		for _, p := range r.gh.PullRequests(owner, repo) {
+			if p.Head == branch {
+				r.gh.SetPullHead(owner, repo, p.Number, sha)
+			}
+		}
+	}
+	logger := zerolog.New(zerolog.SyncWriter(r.logs)).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.NATS.Embedded.Host = "127.0.0.1"
+	cfg.NATS.Embedded.Port = -1
+	cfg.GitHub.AppID = fakegithub.DefaultAppID
+	cfg.GitHub.PrivateKey = appKey(t)
+	cfg.GitHub.WebhookSecret = r.secret
+	cfg.GitHub.V3APIURL = r.gh.URL()
+	cfg.Hub.Endpoint = r.hub.srv.URL
+	cfg.Sweeper.Disabled = true
+	cfg.Server.MetricsAddress = "off"
+	cfg.Workers = 4
+	srv, err := server.New(cfg, server.WithLogger(logger))
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	r.srv = srv
+	_, r.res = srv.Bus()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	r.hook = "http://" + ln.Addr().String() + server.WebhookRoute
+	sctx, stopServer := context.WithCancel(logger.With().Str("side", "server").Logger().WithContext(context.Background()))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stopServer()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Serve did not return within 20s of cancel")
+		}
+	})
+	ready := "http://" + ln.Addr().String() + server.ReadyRoute
+	r.poll("the server to be ready", func() bool {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	// The runner dials the server's NATS as adbot runner does on a GPU host.
+	nc, err := nats.Connect(srv.NATSURL(), nats.Name("systemtest runner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	r.mirror = filepath.Join(data, "trtllm.git")
+	rn, err := runners.New(runners.Config{
+		Name:          "gpu-host-1",
+		DataDir:       data,
+		Remote:        r.remote,
+		GitHubAPIURL:  r.gh.URL(),
+		DiskFloor:     -1,
+		AdmitInterval: 50 * time.Millisecond,
+		Pace:          -1,
+	}, runners.Deps{Conn: nc, NVML: gputest.H100(1), Workflow: r.wf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stopRunner := context.WithCancel(logger.With().Str("side", "runner").Logger().WithContext(context.Background()))
+	ran := make(chan error, 1)
+	go func() { ran <- rn.Run(rctx) }()
+	t.Cleanup(func() {
+		stopRunner()
+		rn.Force()
+		select {
+		case err := <-ran:
+			if err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("runner did not stop within 20s")
+		}
+		nc.Close()
+	})
+	// Checked last, once everything has stopped writing.
+	t.Cleanup(r.checkPromises)
+	return r
+}
+
+// poll waits, bounded, until cond holds.
+func (r *rig) poll(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("gave up after %s waiting for %s", wait, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// deliver signs body and posts it to the webhook as GitHub does.
+func (r *rig) deliver(event, guid string, body []byte) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := server.NewDeliveryRequest(ctx, r.hook, r.secret, event, guid, body)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("deliver %s %s: %v", event, guid, err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		r.t.Fatalf("deliver %s %s: %s %s", event, guid, resp.Status, text)
+	}
+}
+
+// carriedOut reports whether the command worker has recorded delivery guid as done.
+func (r *rig) carriedOut(guid string) bool {
+	e, err := r.res.Deliveries.Get(context.Background(), bus.DeliveryKey(guid))
+	if err != nil {
+		return false
+	}
+	var rec struct {
+		Done bool `json:"done"`
+	}
+	return json.Unmarshal(e.Value(), &rec) == nil && rec.Done
+}
+
+// deliverAndWait delivers and waits until the worker has carried it out.
+func (r *rig) deliverAndWait(event, guid string, body []byte) {
+	r.t.Helper()
+	r.deliver(event, guid, body)
+	r.poll("delivery "+guid+" ("+event+") to be carried out", func() bool { return r.carriedOut(guid) })
+}
+
+// job returns the issue's job, or nil.
+func (r *rig) job(issue int) *bus.Job {
+	r.t.Helper()
+	j, _, err := bus.GetJob(context.Background(), r.res.Jobs, bus.JobKey(owner, repo, issue))
+	if errors.Is(err, bus.ErrNoJob) {
+		return nil
+	}
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return j
+}
+
+// waitJob waits until the issue's job satisfies cond and returns it.
+func (r *rig) waitJob(issue int, what string, cond func(*bus.Job) bool) *bus.Job {
+	r.t.Helper()
+	var j *bus.Job
+	r.poll("job of #"+itoa(issue)+": "+what, func() bool {
+		j = r.job(issue)
+		return j != nil && cond(j)
+	})
+	return j
+}
+
+// cyclesPublished is how many cycles ever reached the cycle stream.
+func (r *rig) cyclesPublished() uint64 {
+	r.t.Helper()
+	info, err := r.res.Cycles.Info(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// commandsPublished is how many commands ever reached the command stream
+// (a de-duplicated delivery adds none).
+func (r *rig) commandsPublished() uint64 {
+	r.t.Helper()
+	info, err := r.res.Commands.Info(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// idle reports whether no cycle waits or is held.
+func (r *rig) idle() bool {
+	ctx := context.Background()
+	for _, n := range bus.GPUSizes {
+		c, err := r.res.Cycles.Consumer(ctx, bus.ConsumerName(n))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// leased reports whether a runner holds the issue's job.
+func (r *rig) leased(issue int) bool {
+	_, err := r.res.Leases.Get(context.Background(), bus.JobKey(owner, repo, issue))
+	return !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// botComments are the comments the App wrote on an issue or pull request.
+func (r *rig) botComments(number int) []fakegithub.Comment {
+	var out []fakegithub.Comment
+	for _, c := range r.gh.Comments(owner, repo, number) {
+		if c.Bot {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// statusComments are the bot's comments on issue that carry a status marker.
+func (r *rig) statusComments(issue int) []fakegithub.Comment {
+	var out []fakegithub.Comment
+	for _, c := range r.botComments(issue) {
+		if strings.Contains(c.Body, statuscomment.Marker(bus.JobKey(owner, repo, issue))) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// statusEdits are the bodies the status comment id was edited to, in order.
+func (r *rig) statusEdits(id int64) []string {
+	var out []string
+	suffix := "/issues/comments/" + itoa64(id)
+	for _, q := range r.gh.Requests() {
+		if q.Method == http.MethodPatch && strings.HasSuffix(q.Path, suffix) {
+			var b struct {
+				Body string `json:"body"`
+			}
+			_ = json.Unmarshal(q.Body, &b)
+			out = append(out, b.Body)
+		}
+	}
+	return out
+}
+
+var commentPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/issues/(\d+/comments|comments/\d+)$`)
+
+// checkPromises holds the whole run to what the bot promises everywhere:
+// every comment it writes begins [AGENT], no comment body is posted twice,
+// and no token (nor the webhook secret or the App key) reaches a comment, a
+// pull request, a check run or the log.
+func (r *rig) checkPromises() {
+	t := r.t
+	secrets := []string{r.secret}
+	for _, tr := range r.gh.TokenRequests() {
+		secrets = append(secrets, tr.Token)
+	}
+	keyBody := strings.Join(strings.Split(appKey(t), "\n")[1:3], "")
+	secrets = append(secrets, keyBody[:40])
+	posted := map[string]int{}
+	for _, q := range r.gh.Requests() {
+		for _, s := range secrets {
+			if bytes.Contains(q.Body, []byte(s)) {
+				t.Errorf("%s %s sends a secret to GitHub in its body: %.200s", q.Method, q.Path, q.Body)
+			}
+		}
+		if !commentPath.MatchString(q.Path) || (q.Method != http.MethodPost && q.Method != http.MethodPatch) {
+			continue
+		}
+		var b struct {
+			Body string `json:"body"`
+		}
+		if err := json.Unmarshal(q.Body, &b); err != nil {
+			t.Errorf("%s %s: body is not a comment: %v", q.Method, q.Path, err)
+			continue
+		}
+		if !strings.HasPrefix(b.Body, "[AGENT]") {
+			t.Errorf("%s %s: comment does not begin [AGENT]: %.120q", q.Method, q.Path, b.Body)
+		}
+		if q.Method == http.MethodPost {
+			posted[b.Body]++
+			if posted[b.Body] == 2 {
+				t.Errorf("POST %s: the same comment posted twice: %.200q", q.Path, b.Body)
+			}
+		}
+	}
+	if !r.gh.Validating() {
+		t.Log("GitHub's OpenAPI description is absent: requests were not validated")
+	}
+	logs := r.logs.String()
+	if logs == "" {
+		t.Error("no log was captured")
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds a secret %.8s…", s)
+		}
+	}
+	if t.Failed() {
+		tail := logs
+		if len(tail) > 20000 {
+			tail = tail[len(tail)-20000:]
+		}
+		t.Logf("log tail:\n%s", tail)
+	}
+}
+
+// bareRemote makes a bare repository with one commit on main: TensorRT-LLM's stand-in.
+func bareRemote(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "TensorRT-LLM.git")
+	git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	src := filepath.Join(dir, "src")
+	git(t, dir, "init", "--quiet", "--initial-branch=main", src)
+	reg := filepath.Join(src, "examples", "auto_deploy", "model_registry")
+	if err := os.MkdirAll(reg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(reg, "models.yaml"), []byte("models:\n# --- Llama (Jul 2024) ---\n- name: meta-llama/Llama-3.1-8B-Instruct\n  yaml_extra: [dashboard_default.yaml, world_size_1.yaml]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, src, "add", ".")
+	git(t, src, "commit", "--quiet", "-m", "TensorRT-LLM stand-in")
+	git(t, src, "push", "--quiet", bare, "main")
+	return bare
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func itoa(n int) string     { return strconv.Itoa(n) }
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,308 @@
+package systemtest_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/runners"
+	"github.com/nvidia/adbot/server"
+)
+
+// TestOnboardReviewApprove follows one model from the issue that asks for it
+// to the approval that ends its job: the happy path, an update cycle for a
+// batch of review feedback (and the same delivery again, which changes
+// nothing), an approval of a stale head (which does not end the job) and an
+// approval of the tested head (which does).
+func TestOnboardReviewApprove(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 7
+	key := bus.JobKey(owner, repo, issue)
+
+	// 1. A maintainer opens "onboard Qwen/Qwen3-0.6B".
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	r.poll("👀 on the issue", func() bool {
+		for _, re := range r.gh.Reactions(owner, repo, issue) {
+			if re.Content == "eyes" && re.CommentID == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	j := r.waitJob(issue, "first cycle waiting for review", func(j *bus.Job) bool {
+		return j.Cycle == 1 && j.Status == bus.StatusWaitingReview
+	})
+	if j.HeadSHA == "" || j.PR == 0 || j.Branch != runners.BranchName(j) || j.Runner != "" {
+		t.Fatalf("job after the first cycle = %+v", j)
+	}
+	if got := git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch); got != j.HeadSHA {
+		t.Errorf("pushed head %s, job HeadSHA %s", got, j.HeadSHA)
+	}
+	if files := git(t, r.remote, "show", "--name-only", "--format=", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
+		t.Errorf("pushed commit changes %q, want the registry", files)
+	}
+	prs := r.gh.PullRequests(owner, repo)
+	if len(prs) != 1 || prs[0].Number != j.PR || prs[0].Head != j.Branch || prs[0].HeadSHA != j.HeadSHA {
+		t.Fatalf("pull requests %+v, want one from %s at %s recorded as the job's", prs, j.Branch, j.HeadSHA)
+	}
+	var logParts int
+	for _, c := range r.botComments(j.PR) {
+		if strings.Contains(c.Body, "AutoDeploy end-to-end run, cycle 1") {
+			logParts++
+		}
+	}
+	if logParts < 2 {
+		t.Errorf("the e2e log went out as %d comment(s), want it split into several", logParts)
+	}
+	if crs := r.gh.CheckRuns(owner, repo); len(crs) != 1 || crs[0].HeadSHA != j.HeadSHA || crs[0].Conclusion != "success" {
+		t.Errorf("check runs %+v, want one success on %s", crs, j.HeadSHA)
+	}
+	sc := r.statusComments(issue)
+	if len(sc) != 1 || sc[0].ID != j.StatusCommentID {
+		t.Fatalf("%d status comments (job records %d), want exactly one", len(sc), j.StatusCommentID)
+	}
+	if len(r.botComments(issue)) != 1 {
+		t.Errorf("bot comments on the issue: %d, want the status comment alone", len(r.botComments(issue)))
+	}
+	edits := r.statusEdits(j.StatusCommentID)
+	for _, want := range []string{"**Model registry entries** ← running", "**AutoDeploy end-to-end run** ← running", "**Pull request** ← running"} {
+		if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, want) }) {
+			t.Errorf("the status comment never showed %q in %d edits", want, len(edits))
+		}
+	}
+	if body := sc[0].Body; !strings.Contains(body, "waiting for review") || !strings.Contains(body, "- [x] Pull request") || !strings.Contains(body, "#"+itoa(j.PR)) {
+		t.Errorf("status comment after the cycle:\n%s", body)
+	}
+	firstHead := j.HeadSHA
+
+	// 2. A review requesting changes and a comment on the pull request make
+	// one update cycle.
+	reviewGUID := server.NewDeliveryID()
+	changes := review(t, j.PR, 880001, "changes_requested", "Please also list the model in the support matrix.", firstHead, maintainer, "MEMBER")
+	remark := r.gh.AddComment(owner, repo, j.PR, maintainer, "Use world_size_1.yaml for this one.")
+	remarkGUID := server.NewDeliveryID()
+	r.deliver("pull_request_review", reviewGUID, changes)
+	r.deliver("issue_comment", remarkGUID, issueComment(t, remark, true, "MEMBER"))
+	j = r.waitJob(issue, "the update cycle to finish", func(j *bus.Job) bool {
+		return j.Cycle >= 2 && j.Status == bus.StatusWaitingReview
+	})
+	r.poll("both feedback deliveries carried out", func() bool { return r.carriedOut(reviewGUID) && r.carriedOut(remarkGUID) })
+	runs := r.wf.cycles(key)
+	if len(runs) != 2 || runs[1].Kind != bus.KindFeedback || j.Cycle != 2 {
+		t.Fatalf("cycles %+v (job at cycle %d), want the onboarding and one feedback cycle", runs, j.Cycle)
+	}
+	slices.Sort(runs[1].Feedback)
+	if want := []string{"Please also list the model in the support matrix.", "Use world_size_1.yaml for this one."}; !slices.Equal(runs[1].Feedback, want) {
+		t.Errorf("the update cycle answered %q, want %q", runs[1].Feedback, want)
+	}
+	head := git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch)
+	if head == firstHead || j.HeadSHA != head {
+		t.Errorf("after the update: remote head %s, job HeadSHA %s, first head %s", head, j.HeadSHA, firstHead)
+	}
+	if parent := git(t, r.remote, "rev-parse", head+"^"); parent != firstHead {
+		t.Errorf("the update commit's parent is %s, want the first head %s", parent, firstHead)
+	}
+	if msg := git(t, r.remote, "log", "-1", "--format=%B", head); !strings.Contains(msg, "support matrix") || !strings.Contains(msg, "world_size_1.yaml") {
+		t.Errorf("the update commit does not mention the feedback:\n%s", msg)
+	}
+	if n := len(r.gh.PullRequests(owner, repo)); n != 1 {
+		t.Errorf("%d pull requests after the update, want still 1", n)
+	}
+	if n := len(r.statusComments(issue)); n != 1 {
+		t.Errorf("%d status comments after the update, want 1", n)
+	}
+
+	// The same deliveries again (GitHub's redelivery keeps the GUID): nothing.
+	commands, comments := r.commandsPublished(), len(r.gh.Comments(owner, repo, j.PR))
+	r.deliver("pull_request_review", reviewGUID, changes)
+	r.deliver("issue_comment", remarkGUID, issueComment(t, remark, true, "MEMBER"))
+	if got := r.commandsPublished(); got != commands {
+		t.Errorf("a redelivered delivery became a command: %d commands, was %d", got, commands)
+	}
+	// A fresh command behind them: once it is carried out, the worker is past them.
+	statusAsk := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard status")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, statusAsk, false, "MEMBER"))
+	if j2 := r.job(issue); j2.Cycle != 2 || len(j2.PendingFeedback) != 0 || j2.Status != bus.StatusWaitingReview {
+		t.Errorf("after the redelivery: cycle %d, pending %d, status %s", j2.Cycle, len(j2.PendingFeedback), j2.Status)
+	}
+	if got := len(r.gh.Comments(owner, repo, j.PR)); got != comments {
+		t.Errorf("the redelivery changed the pull request's comments: %d, was %d", got, comments)
+	}
+
+	// 3. An approval of the first head, no longer the one tested, does not end the job.
+	stale := server.NewDeliveryID()
+	r.deliverAndWait("pull_request_review", stale, review(t, j.PR, 880002, "approved", "Looks right.", firstHead, maintainer, "MEMBER"))
+	if s := r.job(issue).Status; s != bus.StatusWaitingReview {
+		t.Fatalf("a stale approval left the job %s, want waiting-review", s)
+	}
+	said := false
+	for _, c := range r.botComments(j.PR) {
+		said = said || (strings.Contains(c.Body, "does not end the job") && strings.Contains(c.Body, firstHead[:7]))
+	}
+	if !said {
+		t.Error("the bot did not say why the stale approval does not count")
+	}
+
+	// The approval of the tested head ends it.
+	r.deliverAndWait("pull_request_review", server.NewDeliveryID(), review(t, j.PR, 880003, "approved", "", head, maintainer, "MEMBER"))
+	j = r.job(issue)
+	if j.Status != bus.StatusDone || !strings.Contains(j.Note, "approved by @"+maintainer) {
+		t.Fatalf("after approving the tested head: status %s, note %q", j.Status, j.Note)
+	}
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "✅ done") {
+		t.Errorf("the status comment does not say done:\n%s", sc.Body)
+	}
+	if r.leased(issue) {
+		t.Error("a runner still holds the ended job's lease")
+	}
+	// The runner keeps nothing of the job: no branch in its mirror, no
+	// worktree on it, no change left in any worktree.
+	if b := git(t, r.mirror, "branch", "--list", j.Branch); b != "" {
+		t.Errorf("the runner's mirror still has branch %s", b)
+	}
+	if wts := git(t, r.mirror, "worktree", "list", "--porcelain"); strings.Contains(wts, j.Branch) {
+		t.Errorf("a worktree is still on the job's branch:\n%s", wts)
+	} else {
+		for _, line := range strings.Split(wts, "\n") {
+			if dir, ok := strings.CutPrefix(line, "worktree "); ok && dir != r.mirror {
+				if st := git(t, dir, "status", "--porcelain", "--ignored"); st != "" {
+					t.Errorf("worktree %s is not clean:\n%s", dir, st)
+				}
+			}
+		}
+	}
+	if n := len(r.wf.cycles(key)); n != 2 {
+		t.Errorf("%d cycles ran, want 2", n)
+	}
+	if n := len(r.statusComments(issue)); n != 1 {
+		t.Errorf("%d status comments at the end, want 1", n)
+	}
+}
+
+// TestStrangersStartNothing: people without write permission who ask for an
+// onboarding get one polite reply per issue, and nothing else happens: no Hub
+// request, no job, no cycle, no 👀.
+func TestStrangersStartNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	r.gh.SetPermission(owner, repo, "reader", "read")
+	for _, tc := range []struct {
+		name, user, assoc string
+		issue             int
+	}{
+		{"no association", stranger, "NONE", 21},
+		{"read permission", "reader", "COLLABORATOR", 22},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.deliverAndWait("issues", server.NewDeliveryID(), issueOpened(t, tc.issue, "onboard "+qwen, tc.user, tc.assoc))
+			replies := r.botComments(tc.issue)
+			if len(replies) != 1 || !strings.Contains(replies[0].Body, "@"+tc.user) || !strings.Contains(replies[0].Body, "write access") {
+				t.Fatalf("replies %+v, want one polite [AGENT] reply to @%s", replies, tc.user)
+			}
+			// Asking again on the same issue gets no second reply.
+			again := r.gh.AddComment(owner, repo, tc.issue, tc.user, "/onboard "+qwen+" please")
+			r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, again, false, tc.assoc))
+			if n := len(r.botComments(tc.issue)); n != 1 {
+				t.Errorf("%d bot comments after asking again, want still 1", n)
+			}
+			if j := r.job(tc.issue); j != nil {
+				t.Errorf("a stranger's request made a job: %+v", j)
+			}
+			if n := len(r.gh.Reactions(owner, repo, tc.issue)); n != 0 {
+				t.Errorf("%d reactions: a stranger's request got 👀", n)
+			}
+		})
+	}
+	if n := r.hub.requests.Load(); n != 0 {
+		t.Errorf("strangers' requests reached the Hub %d times", n)
+	}
+	if n := r.cyclesPublished(); n != 0 {
+		t.Errorf("strangers' requests published %d cycles", n)
+	}
+}
+
+// TestRemoteCodeWaitsForProceed: a model whose config has an auto_map runs
+// nothing until a maintainer says /onboard proceed; a stranger's proceed does
+// nothing.
+func TestRemoteCodeWaitsForProceed(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 31
+	key := bus.JobKey(owner, repo, issue)
+	r.deliverAndWait("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+remoteCoder, maintainer, "MEMBER"))
+	j := r.job(issue)
+	if j == nil || j.Status != bus.StatusAwaitingApproval || !j.RemoteCode || j.Cycle != 0 {
+		t.Fatalf("job = %+v, want one awaiting approval with no cycle", j)
+	}
+	said := false
+	for _, c := range r.botComments(issue) {
+		said = said || strings.Contains(c.Body, "`/onboard proceed`") && strings.Contains(c.Body, "auto_map")
+	}
+	if !said || len(r.statusComments(issue)) != 1 {
+		t.Errorf("bot comments %+v, want a status comment and a reply asking for /onboard proceed", r.botComments(issue))
+	}
+
+	proceed := r.gh.AddComment(owner, repo, issue, stranger, "/onboard proceed")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, proceed, false, "NONE"))
+	if j := r.job(issue); j.Status != bus.StatusAwaitingApproval || j.Cycle != 0 {
+		t.Errorf("after a stranger's proceed: status %s, cycle %d", j.Status, j.Cycle)
+	}
+	if n := r.cyclesPublished(); n != 0 || len(r.wf.cycles(key)) != 0 {
+		t.Fatalf("%d cycles published, %d run before a maintainer's proceed", n, len(r.wf.cycles(key)))
+	}
+
+	proceed = r.gh.AddComment(owner, repo, issue, maintainer, "/onboard proceed")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, proceed, false, "MEMBER"))
+	j = r.waitJob(issue, "the approved cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+	if runs := r.wf.cycles(key); len(runs) != 1 || j.Cycle != 1 || r.cyclesPublished() != 1 {
+		t.Errorf("cycles %+v, job at %d, %d published; want exactly one", runs, j.Cycle, r.cyclesPublished())
+	}
+	if len(r.gh.PullRequests(owner, repo)) != 1 {
+		t.Errorf("pull requests %+v, want one", r.gh.PullRequests(owner, repo))
+	}
+}
+
+// TestCancelStopsRunningCycle: /onboard cancel while a runner works on a
+// slow cycle stops the cycle, cancels the job, and no pull request follows.
+func TestCancelStopsRunningCycle(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 41
+	key := bus.JobKey(owner, repo, issue)
+	r.wf.slowDown(issue)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	select {
+	case <-r.wf.inSlow:
+	case <-time.After(wait):
+		t.Fatal("the cycle never reached its slow phase")
+	}
+	if s := r.job(issue).Status; s != bus.StatusRunning {
+		t.Fatalf("job %s while its cycle runs", s)
+	}
+	cancel := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard cancel")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, cancel, false, "MEMBER"))
+	r.poll("the running cycle to stop", func() bool {
+		runs := r.wf.cycles(key)
+		return len(runs) == 1 && runs[0].Done
+	})
+	if err := r.wf.cycles(key)[0].Err; err == nil || !strings.Contains(err.Error(), context.Canceled.Error()) {
+		t.Errorf("the workflow returned %v, want its context cancelled", err)
+	}
+	j := r.waitJob(issue, "the runner to let go", func(j *bus.Job) bool { return j.Runner == "" && !r.leased(issue) && r.idle() })
+	if j.Status != bus.StatusCancelled || !strings.Contains(j.Note, "cancelled by @"+maintainer) {
+		t.Errorf("job after cancel: status %s, note %q", j.Status, j.Note)
+	}
+	if prs := r.gh.PullRequests(owner, repo); len(prs) != 0 {
+		t.Errorf("pull requests after cancel: %+v", prs)
+	}
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "cancelled") {
+		t.Errorf("the status comment does not say cancelled:\n%s", sc.Body)
+	}
+	if n := len(r.statusComments(issue)); n != 1 {
+		t.Errorf("%d status comments, want 1", n)
+	}
+}
