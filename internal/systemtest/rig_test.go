@@ -43,7 +43,7 @@ const (
 	owner        = "NVIDIA"
 	repo         = "TensorRT-LLM"
 	installation = 42
-	maintainer   = "alice"  // write permission, MEMBER
+	maintainer   = "alice"   // write permission, MEMBER
 	stranger     = "mallory" // no permission, NONE
 	qwen         = "Qwen/Qwen3-0.6B"
 	remoteCoder  = "acme/RemoteCoder-0.6B" // Qwen3-0.6B's answer with an auto_map
