@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
+	"github.com/nvidia/adbot/internal/gittest"
 )
 
 // Test set-up: an embedded NATS server with short lease and ack times, a
@@ -66,7 +64,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: s, nc: nc, res: res, gh: fakegithub.New(t), remote: bareRemote(t),
+	e := &env{t: t, srv: s, nc: nc, res: res, gh: fakegithub.New(t), remote: gittest.BareRepo(t, "TensorRT-LLM stand-in\n"),
 		granted: make(chan string, 10000), refused: make(chan string, 10000)}
 	e.broker()
 	return e
@@ -153,32 +151,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// bareRemote makes a bare repository with one commit on main.
-func bareRemote(t *testing.T) string {
-	dir := t.TempDir()
-	bare := filepath.Join(dir, "remote.git")
-	git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	src := filepath.Join(dir, "src")
-	git(t, dir, "init", "--quiet", "--initial-branch=main", src)
-	_ = os.WriteFile(filepath.Join(src, "README.md"), []byte("TensorRT-LLM stand-in\n"), 0o644)
-	git(t, src, "add", ".")
-	git(t, src, "commit", "--quiet", "-m", "first")
-	git(t, src, "push", "--quiet", bare, "main")
-	return bare
 }
 
 func testLogger(t *testing.T) context.Context {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/internal/gpu/gputest"
 	"github.com/nvidia/adbot/onboarding/comments"
 	"github.com/nvidia/adbot/runners"
@@ -361,7 +362,7 @@ func TestPhasesResumeAndPostsAreIdempotent(t *testing.T) {
 		t.Errorf("%d check runs, want 1", len(crs))
 	}
 	// The push reached the remote.
-	if got := git(t, e.remote, "rev-parse", "refs/heads/"+branch); len(got) != 40 {
+	if got := gittest.Git(t, e.remote, "rev-parse", "refs/heads/"+branch); len(got) != 40 {
 		t.Errorf("branch not pushed: %q", got)
 	} else if j.HeadSHA != got {
 		t.Errorf("job HeadSHA = %q, want the pushed head %s: approvals could never end the job", j.HeadSHA, got)

@@ -4,50 +4,29 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/runners/workspace"
 )
 
-func run(t *testing.T, dir string, args ...string) string {
+// newMirror makes a mirror of a new remote (main holds README.md, "hello\n"),
+// its worktrees beside it, and ensures it.
+func newMirror(t *testing.T) *workspace.Mirror {
 	t.Helper()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
+	data := t.TempDir()
+	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: gittest.BareRepo(t, "hello\n"), WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
+	if err := m.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
-}
-
-// remote makes a bare repository with one commit on main, standing for GitHub.
-func remote(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bare := filepath.Join(dir, "remote.git")
-	run(t, dir, "git", "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	src := filepath.Join(dir, "src")
-	run(t, dir, "git", "clone", "--quiet", bare, src)
-	os.WriteFile(filepath.Join(src, "README.md"), []byte("hello\n"), 0o644)
-	run(t, src, "git", "checkout", "--quiet", "-b", "main")
-	run(t, src, "git", "add", ".")
-	run(t, src, "git", "commit", "--quiet", "-m", "first")
-	run(t, src, "git", "push", "--quiet", "origin", "main")
-	return bare
+	return m
 }
 
 func TestMirrorWorktrees(t *testing.T) {
 	ctx := context.Background()
-	bare := remote(t)
-	data := t.TempDir()
-	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
-	if err := m.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := newMirror(t)
 	if err := m.Ensure(ctx); err != nil { // idempotent
 		t.Fatal(err)
 	}
@@ -65,15 +44,15 @@ func TestMirrorWorktrees(t *testing.T) {
 	if a.Resumed {
 		t.Errorf("new branch reported as resumed")
 	}
-	if got := run(t, a.Dir, "git", "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/a-1" {
+	if got := gittest.Git(t, a.Dir, "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/a-1" {
 		t.Errorf("branch = %q", got)
 	}
 	// Job a leaves a change and an untracked file, pushes its branch, ends.
 	os.WriteFile(filepath.Join(a.Dir, "README.md"), []byte("changed\n"), 0o644)
 	os.WriteFile(filepath.Join(a.Dir, "junk.txt"), []byte("x"), 0o644)
-	run(t, a.Dir, "git", "commit", "--quiet", "-am", "work")
-	pushed := run(t, a.Dir, "git", "rev-parse", "HEAD")
-	run(t, a.Dir, "git", "push", "--quiet", "origin", "HEAD:refs/heads/adbot/a-1")
+	gittest.Git(t, a.Dir, "commit", "--quiet", "-am", "work")
+	pushed := gittest.Git(t, a.Dir, "rev-parse", "HEAD")
+	gittest.Git(t, a.Dir, "push", "--quiet", "origin", "HEAD:refs/heads/adbot/a-1")
 	if err := a.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +104,7 @@ func TestAddRefusesBelowDiskFloor(t *testing.T) {
 
 func TestAddRejectsBadBranch(t *testing.T) {
 	ctx := context.Background()
-	bare := remote(t)
-	data := t.TempDir()
-	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
-	if err := m.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := newMirror(t)
 	for _, b := range []string{"--upload-pack=x", "a..b", "with space"} {
 		if _, err := m.Add(ctx, b); err == nil {
 			t.Errorf("Add(%q) accepted", b)
@@ -140,12 +114,7 @@ func TestAddRejectsBadBranch(t *testing.T) {
 
 func TestPrewarmedSlotIsRecycled(t *testing.T) {
 	ctx := context.Background()
-	bare := remote(t)
-	data := t.TempDir()
-	m := &workspace.Mirror{Dir: filepath.Join(data, "mirror.git"), Remote: bare, WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
-	if err := m.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := newMirror(t)
 	if err := m.Prewarm(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +125,10 @@ func TestPrewarmedSlotIsRecycled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Dir != filepath.Join(data, "wt", "wt-0") {
+	if w.Dir != filepath.Join(m.WorkRoot, "wt-0") {
 		t.Errorf("first job got %s, want the prewarmed wt-0", w.Dir)
 	}
-	if got := run(t, w.Dir, "git", "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/x-1" {
+	if got := gittest.Git(t, w.Dir, "rev-parse", "--abbrev-ref", "HEAD"); got != "adbot/x-1" {
 		t.Errorf("branch = %q", got)
 	}
 	if err := w.Release(ctx); err != nil {
