@@ -24,22 +24,24 @@ func legacy(t *testing.T) []byte {
 // internal builds an Internal-layout models.yaml from the registry README's
 // own example (no such models.yaml is stored among the fixtures).
 func internal(t *testing.T) []byte {
-	readme := string(fixtures.Read(t, "trtllm", "examples", "auto_deploy", "model_registry", "README.md"))
-	m := regexp.MustCompile("(?s)```yaml\n(version: '2.0'\n.*?)```").FindStringSubmatch(readme)
-	if m == nil {
-		t.Fatal("README has no example registry")
-	}
-	return []byte(m[1])
+	return readmeExample(t, "trtllm", "examples", "auto_deploy", "model_registry", "README.md")
 }
 
 // variantReadme builds a Legacy registry from the older README's example
 // (fixtures/trtllm/_variants/f2ab89fb...), whose lists are unquoted and
 // whose entries have no config_id.
 func variantReadme(t *testing.T) []byte {
-	readme := string(fixtures.Read(t, "trtllm", "_variants", "f2ab89fbf7560956abe0e738e826b32eee0f43e1", "examples", "auto_deploy", "model_registry", "README.md"))
+	return readmeExample(t, "trtllm", "_variants", "f2ab89fbf7560956abe0e738e826b32eee0f43e1", "examples", "auto_deploy", "model_registry", "README.md")
+}
+
+// readmeExample returns the example registry (the yaml block that starts
+// with version: '2.0') of the registry README at fixture path rel.
+func readmeExample(t *testing.T, rel ...string) []byte {
+	t.Helper()
+	readme := string(fixtures.Read(t, rel...))
 	m := regexp.MustCompile("(?s)```yaml\n(version: '2.0'\n.*?)```").FindStringSubmatch(readme)
 	if m == nil {
-		t.Fatal("README has no example registry")
+		t.Fatalf("%s has no example registry", rel[len(rel)-1])
 	}
 	return []byte(m[1])
 }
