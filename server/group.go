@@ -51,3 +51,11 @@ func (g *group) Wait() error {
 	g.cancel()
 	return g.err
 }
+
+// Abort stops the group, waits for every goroutine and returns err: for a
+// failure while starting, which matters more than how the goroutines ended.
+func (g *group) Abort(err error) error {
+	g.Stop()
+	_ = g.Wait()
+	return err
+}

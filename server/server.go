@@ -440,10 +440,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if addr := s.cfg.Server.MetricsAddress; addr != "off" {
 		mln, err := net.Listen("tcp", addr)
 		if err != nil {
-			g.Stop()
-			_ = g.Wait()
+			err = g.Abort(fmt.Errorf("metrics listener on %s: %w", addr, err))
 			_ = ln.Close()
-			return fmt.Errorf("metrics listener on %s: %w", addr, err)
+			return err
 		}
 		ms := &http.Server{Handler: s.MetricsHandler(), ReadHeaderTimeout: s.cfg.Server.ReadHeaderTimeout, WriteTimeout: s.cfg.Server.WriteTimeout}
 		g.Go("metrics", func() error {
@@ -460,9 +459,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	sub, err := s.startTokenBroker(ctx)
 	if err != nil {
-		g.Stop()
-		_ = g.Wait()
-		return err
+		return g.Abort(err)
 	}
 	g.Go("token-broker", func() error {
 		<-ctx.Done()
@@ -472,18 +469,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if !s.noWorker {
 		w, err := s.newWorker()
 		if err != nil {
-			g.Stop()
-			_ = g.Wait()
-			return err
+			return g.Abort(err)
 		}
 		g.Go("command-worker", func() error { return w.Run(ctx) })
 	}
 	if !s.cfg.Sweeper.Disabled {
 		sw, err := s.newSweeper()
 		if err != nil {
-			g.Stop()
-			_ = g.Wait()
-			return err
+			return g.Abort(err)
 		}
 		g.Go("sweeper", func() error { return sw.Run(ctx) })
 	}
