@@ -21,6 +21,7 @@ import (
 	"github.com/nvidia/adbot/internal/gpu"
 	"github.com/nvidia/adbot/onboarding/edit/registry"
 	"github.com/nvidia/adbot/onboarding/hub"
+	"github.com/nvidia/adbot/onboarding/internal/numfmt"
 	"github.com/nvidia/adbot/onboarding/sizing"
 	"github.com/nvidia/adbot/onboarding/survey"
 )
@@ -302,18 +303,6 @@ func billions(n int64) string {
 	return fmt.Sprintf("%d", n)
 }
 
-func commas(n int64) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
-
 func writeText(w io.Writer, r *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, a...)...) }
@@ -336,7 +325,7 @@ func writeText(w io.Writer, r *Result) error {
 	if r.ParamsSource == sizing.SourceUnknown {
 		p("Parameters", "unknown: %s", r.ParamsDetail)
 	} else {
-		p("Parameters", "%s (%s; %s)", billions(r.Params), commas(r.Params), r.ParamsDetail)
+		p("Parameters", "%s (%s; %s)", billions(r.Params), numfmt.Commas(r.Params), r.ParamsDetail)
 	}
 	switch {
 	case r.Estimate != nil && r.ParamsSource == sizing.SourceSafetensors:

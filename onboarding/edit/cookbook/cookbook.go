@@ -11,6 +11,8 @@ import (
 	"math"
 	"regexp"
 	"strings"
+
+	"github.com/nvidia/adbot/onboarding/internal/numfmt"
 )
 
 // Paths in a TensorRT-LLM checkout.
@@ -230,7 +232,7 @@ func titleCell(m Model) string {
 		fmt.Fprintf(&b, "- Architecture `%s`\n", m.Architecture)
 	}
 	if m.Context > 0 {
-		fmt.Fprintf(&b, "- %s token context length\n", commas(m.Context))
+		fmt.Fprintf(&b, "- %s token context length\n", numfmt.Commas(m.Context))
 	}
 	if m.License != "" {
 		fmt.Fprintf(&b, "- %s License\n", m.License)
@@ -263,19 +265,7 @@ func human(n int64) string {
 	case n >= 1e6:
 		return fmt.Sprintf("%.0fM", float64(n)/1e6)
 	}
-	return commas(n)
-}
-
-func commas(n int64) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
+	return numfmt.Commas(n)
 }
 
 func serverCell(m Model) string {
