@@ -70,26 +70,18 @@ func summary(s SummaryInput, pairsElsewhere bool) string {
 	b.list(s.Tricky, "None noted.")
 
 	b.heading("3. Files created or modified")
-	if len(s.Files) == 0 {
-		b.line("_None._")
-	} else {
-		b.line("| File | Change | Note |")
-		b.line("| --- | --- | --- |")
-		for _, f := range s.Files {
-			b.f("| %s | %s | %s |\n", code(f.Path), cell(orDash(f.Action)), cell(orDash(f.Note)))
-		}
+	files := make([][3]string, 0, len(s.Files))
+	for _, f := range s.Files {
+		files = append(files, [3]string{f.Path, f.Action, f.Note})
 	}
+	b.codeTable([3]string{"File", "Change", "Note"}, files, "None.")
 
 	b.heading("4. Test results")
-	if len(s.Tests) == 0 {
-		b.line("_No test results._")
-	} else {
-		b.line("| Test | Validates | Result |")
-		b.line("| --- | --- | --- |")
-		for _, t := range s.Tests {
-			b.f("| %s | %s | %s |\n", code(t.Name), cell(orDash(t.Validates)), cell(orDash(t.Outcome)))
-		}
+	tests := make([][3]string, 0, len(s.Tests))
+	for _, t := range s.Tests {
+		tests = append(tests, [3]string{t.Name, t.Validates, t.Outcome})
 	}
+	b.codeTable([3]string{"Test", "Validates", "Result"}, tests, "No test results.")
 	if s.Pytest.SummaryLine != "" {
 		b.line("")
 		b.f("pytest: %s", oneLine(s.Pytest.SummaryLine))
@@ -159,6 +151,21 @@ func summary(s SummaryInput, pairsElsewhere bool) string {
 	b.heading("Commands to reproduce")
 	writeCommands(&b, s.ModelID, s.E2E.GPUs, s.ConfigYAML, s.TestFile, s.Pytest.Command)
 	return b.String()
+}
+
+// codeTable writes rows under head as a table whose first column is code (a
+// path, a test name) and whose other cells show a dash when empty, or none
+// in italics when there are no rows.
+func (b *md) codeTable(head [3]string, rows [][3]string, none string) {
+	if len(rows) == 0 {
+		b.line("_" + none + "_")
+		return
+	}
+	b.f("| %s | %s | %s |\n", head[0], head[1], head[2])
+	b.line("| --- | --- | --- |")
+	for _, r := range rows {
+		b.f("| %s | %s | %s |\n", code(r[0]), cell(orDash(r[1])), cell(orDash(r[2])))
+	}
 }
 
 func codes(ss []string) []string {
