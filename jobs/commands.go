@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 	"github.com/nats-io/nats.go/jetstream"
@@ -173,7 +175,10 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		return st.reply(ctx, "invalid-id", invalidIDText(c.Actor, c.ModelID, idErr))
 	}
 	var j *bus.Job
-	if existing != nil && existing.Posted[createdHere] != 0 {
+	// earlier: an earlier attempt of this delivery wrote the job, so it may
+	// have posted the status comment without recording it.
+	earlier := existing != nil && existing.Posted[createdHere] != 0
+	if earlier {
 		j = existing // this delivery made it before; finish what is left
 	} else {
 		m, err := w.d.Hub.Model(ctx, c.ModelID, "")
@@ -217,25 +222,80 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 			Msg("Job created")
 	}
 
-	if err := w.ensureStatusComment(ctx, st.gh, j); err != nil {
-		return err
-	}
 	if j.Status == bus.StatusAwaitingApproval {
+		if err := w.ensureStatusComment(ctx, st.gh, j, earlier); err != nil {
+			return err
+		}
 		return st.reply(ctx, "remote-code", remoteCodeText(c.Actor, j))
 	}
-	j, err = bus.Enqueue(ctx, w.d.Bus, key, bus.KindOnboard, nil, c.DeliveryID, func(cur *bus.Job) error {
+	return w.publishFirst(ctx, st, j, earlier)
+}
+
+// publishFirst posts the status comment of j (queued, just written by this
+// delivery) as it will read once its first cycle is out, then records the
+// comment and queues the cycle in one compare-and-swap, and publishes it. The
+// comment is edited afterwards only if the job then reads differently.
+func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, earlier bool) error {
+	var (
+		id     int64
+		posted bool
+		staged bus.Job // the job as the posted comment shows it
+		q      queued  // and its queue figures
+	)
+	if j.StatusCommentID == 0 {
+		staged = *j
+		staged.Cycle++
+		staged.Outbox = nil
+		q = w.queueOf(ctx, &staged)
+		var err error
+		id, posted, err = w.postStatusComment(ctx, st.gh, j, earlier, w.view(ctx, &staged))
+		if err != nil {
+			return err
+		}
+	}
+	queued, err := bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, func(cur *bus.Job) error {
 		if cur.Cycle > j.Cycle {
 			return bus.ErrUnchanged // published by an earlier try of this delivery
+		}
+		if cur.StatusCommentID == 0 {
+			cur.StatusCommentID = id
 		}
 		return nil
 	})
 	if errors.Is(err, bus.ErrJobEnded) {
-		return nil // cancelled meanwhile
+		// Cancelled meanwhile: keep the comment, and let it say so.
+		if id == 0 {
+			return nil
+		}
+		if err := w.recordStatusComment(ctx, j, id); err != nil {
+			return err
+		}
+		return w.refreshStatus(ctx, st.gh, j)
 	}
 	if err != nil {
 		return err
 	}
-	return w.refreshStatus(ctx, st.gh, j)
+	if id != 0 && queued.StatusCommentID == 0 {
+		// An earlier try queued the cycle without this comment.
+		if err := w.recordStatusComment(ctx, queued, id); err != nil {
+			return err
+		}
+	}
+	if posted && queued.StatusCommentID == id && sameView(&staged, queued) && w.queueOf(ctx, queued) == q {
+		return nil // it already reads right
+	}
+	return w.refreshStatus(ctx, st.gh, queued)
+}
+
+// sameView reports whether the status comments of a and b read the same: the
+// jobs differ at most in what the comment does not show (when they were
+// written, the outbox, the commands' marks, the comment's own id).
+func sameView(a, b *bus.Job) bool {
+	x, y := *a, *b
+	for _, j := range []*bus.Job{&x, &y} {
+		j.Updated, j.Outbox, j.Posted, j.StatusCommentID = time.Time{}, nil, nil, 0
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // newJob describes the job an onboard command asks for; prev, when set, is
@@ -360,22 +420,43 @@ func (w *Worker) findJob(ctx context.Context, st *state) (*bus.Job, error) {
 	return j, err
 }
 
-// proceed starts a job that waited for approval to run remote code.
-func (w *Worker) proceed(ctx context.Context, st *state) error {
+// A move is what a command that steers a found job does to it.
+type move struct {
+	// what names the refusal reply within the delivery.
+	what string
+	// applies says whether the job is in a state the command is for; it is
+	// asked again inside the compare-and-swap.
+	applies func(*bus.Job) bool
+	// refuse says why the command does not apply.
+	refuse func(user string, j *bus.Job) string
+	// cycle, when set, is the kind of cycle the command queues.
+	cycle bus.CycleKind
+	// change is the change, made inside the compare-and-swap.
+	change func(*bus.Job)
+}
+
+// steer finds the command's job and makes m's change to it, or replies why
+// not; then the status comment shows the job as it now is.
+func (w *Worker) steer(ctx context.Context, st *state, m move) error {
 	j, err := w.findJob(ctx, st)
 	if j == nil {
 		return err
 	}
-	if j.Status != bus.StatusAwaitingApproval {
-		return st.reply(ctx, "proceed", nothingAwaitsText(st.c.Actor, j))
+	if !m.applies(j) {
+		return st.reply(ctx, m.what, m.refuse(st.c.Actor, j))
 	}
-	j, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, func(cur *bus.Job) error {
-		if cur.Status != bus.StatusAwaitingApproval {
+	mutate := func(cur *bus.Job) error {
+		if !m.applies(cur) {
 			return bus.ErrUnchanged
 		}
-		cur.Note = "approved to run remote code by @" + st.c.Actor
+		m.change(cur)
 		return nil
-	})
+	}
+	if m.cycle != "" {
+		j, err = bus.Enqueue(ctx, w.d.Bus, j.Key, m.cycle, nil, st.c.DeliveryID, mutate)
+	} else {
+		j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, mutate)
+	}
 	if errors.Is(err, bus.ErrJobEnded) {
 		return nil
 	}
@@ -383,55 +464,45 @@ func (w *Worker) proceed(ctx context.Context, st *state) error {
 		return err
 	}
 	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// proceed starts a job that waited for approval to run remote code.
+func (w *Worker) proceed(ctx context.Context, st *state) error {
+	return w.steer(ctx, st, move{
+		what:    "proceed",
+		applies: func(j *bus.Job) bool { return j.Status == bus.StatusAwaitingApproval },
+		refuse:  nothingAwaitsText,
+		cycle:   bus.KindOnboard,
+		change:  func(j *bus.Job) { j.Note = "approved to run remote code by @" + st.c.Actor },
+	})
 }
 
 // cancel ends a job; runners watching it stop.
 func (w *Worker) cancel(ctx context.Context, st *state) error {
-	j, err := w.findJob(ctx, st)
-	if j == nil {
-		return err
-	}
-	if j.Status.Terminal() {
-		return st.reply(ctx, "cancel", alreadyEndedText(st.c.Actor, j))
-	}
-	j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
-		if cur.Status.Terminal() {
-			return bus.ErrUnchanged
-		}
-		cur.Status, cur.Note = bus.StatusCancelled, "cancelled by @"+st.c.Actor
-		cur.PendingFeedback, cur.Outbox = nil, nil
-		cur.Completed = w.d.Now().UTC()
-		return nil
+	return w.steer(ctx, st, move{
+		what:    "cancel",
+		applies: func(j *bus.Job) bool { return !j.Status.Terminal() },
+		refuse:  alreadyEndedText,
+		change:  func(j *bus.Job) { w.endJob(j, bus.StatusCancelled, "cancelled by @"+st.c.Actor) },
 	})
-	if err != nil {
-		return err
-	}
-	return w.refreshStatus(ctx, st.gh, j)
 }
 
 // retry runs a failed job's last cycle again.
 func (w *Worker) retry(ctx context.Context, st *state) error {
-	j, err := w.findJob(ctx, st)
-	if j == nil {
-		return err
-	}
-	if j.Status != bus.StatusFailed {
-		return st.reply(ctx, "retry", cannotRetryText(st.c.Actor, j))
-	}
-	j, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindRetry, nil, st.c.DeliveryID, func(cur *bus.Job) error {
-		if cur.Status != bus.StatusFailed {
-			return bus.ErrUnchanged
-		}
-		cur.Note = "retried by @" + st.c.Actor
-		return nil
+	return w.steer(ctx, st, move{
+		what:    "retry",
+		applies: func(j *bus.Job) bool { return j.Status == bus.StatusFailed },
+		refuse:  cannotRetryText,
+		cycle:   bus.KindRetry,
+		change:  func(j *bus.Job) { j.Note = "retried by @" + st.c.Actor },
 	})
-	if errors.Is(err, bus.ErrJobEnded) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return w.refreshStatus(ctx, st.gh, j)
+}
+
+// endJob marks j ended with status and note; what waited for a cycle is dropped.
+func (w *Worker) endJob(j *bus.Job, status bus.JobStatus, note string) {
+	j.Status, j.Note = status, note
+	j.PendingFeedback, j.Outbox = nil, nil
+	j.Completed = w.d.Now().UTC()
 }
 
 // status answers with where the job stands and refreshes its status comment.
@@ -443,7 +514,7 @@ func (w *Worker) status(ctx context.Context, st *state) error {
 	if err := w.refreshStatus(ctx, st.gh, j); err != nil {
 		return err
 	}
-	return st.reply(ctx, "status", statusText(st.c.Actor, j, w.queuePosition(ctx, j)))
+	return st.reply(ctx, "status", statusText(st.c.Actor, j, w.queueOf(ctx, j)))
 }
 
 // end finishes a job: an approval of the head last tested, a closing phrase,
@@ -481,9 +552,7 @@ func (w *Worker) end(ctx context.Context, st *state) error {
 		if cur.Status.Terminal() {
 			return bus.ErrUnchanged
 		}
-		cur.Status, cur.Note = bus.StatusDone, note
-		cur.PendingFeedback, cur.Outbox = nil, nil
-		cur.Completed = w.d.Now().UTC()
+		w.endJob(cur, bus.StatusDone, note)
 		return nil
 	})
 	if err != nil {

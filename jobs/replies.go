@@ -98,14 +98,17 @@ func cannotRetryText(user string, j *bus.Job) string {
 		agentPrefix, user, j.Status, hint)
 }
 
-func statusText(user string, j *bus.Job, position int) string {
+func statusText(user string, j *bus.Job, q queued) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s @%s onboarding %s: **%s**%s.", agentPrefix, user, code(j.ModelID), j.Status, noteSuffix(j))
 	if j.Phase != "" {
 		fmt.Fprintf(&b, " Last phase done: %s.", j.Phase)
 	}
-	if position > 0 {
-		fmt.Fprintf(&b, " %d cycle(s) for %d GPUs wait ahead or with it.", position, j.GPUs)
+	if q.Position > 0 {
+		fmt.Fprintf(&b, " %d cycle(s) for %d GPUs wait ahead or with it.", q.Position, j.GPUs)
+	}
+	if q.Reason != "" && !strings.HasPrefix(j.Note, "waiting for") {
+		fmt.Fprintf(&b, " It is %s.", q.Reason)
 	}
 	if j.Runner != "" {
 		fmt.Fprintf(&b, " Runner `%s`.", j.Runner)

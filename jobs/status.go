@@ -16,10 +16,14 @@ import (
 
 const agentPrefix = statuscomment.Prefix
 
-// view renders j's status comment as the worker sees it.
+// view renders j's status comment as the worker sees it. A queued job shows
+// its place in the queue and why it waits, as of the worker's last look at
+// the queue (see queueCache).
 func (w *Worker) view(ctx context.Context, j *bus.Job) string {
 	v := statuscomment.FromJob(j, "", w.d.Now())
-	v.QueuePosition = w.queuePosition(ctx, j)
+	q := w.queueOf(ctx, j)
+	v.QueuePosition = q.Position
+	v.Note = withReason(v.Note, q.Reason)
 	if j.Params == 0 {
 		v.SizeNote = "the Hub reports no safetensors parameter count"
 		v.GPUNote = "size unknown: assumed the largest"
@@ -29,41 +33,59 @@ func (w *Worker) view(ctx context.Context, j *bus.Job) string {
 	return statuscomment.Render(v)
 }
 
-// queuePosition is the job's place among cycles waiting for the same GPU
-// count (0 when not queued or unknown).
-func (w *Worker) queuePosition(ctx context.Context, j *bus.Job) int {
-	if j.Status != bus.StatusQueued || w.d.Bus.Cycles == nil {
-		return 0
+// withReason adds why a queued job waits to its note, unless the note
+// already says (a runner that gave a cycle back writes its own reason).
+func withReason(note, reason string) string {
+	switch {
+	case reason == "" || strings.HasPrefix(note, "waiting for"):
+		return note
+	case note == "":
+		return reason
 	}
-	cons, err := w.d.Bus.Cycles.Consumer(ctx, bus.ConsumerName(j.GPUs))
-	if err != nil {
-		return 0
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return int(info.NumPending)
+	return note + "; " + reason
 }
 
-// ensureStatusComment gives j its one status comment: the one recorded, else
-// one of the bot's on the issue that carries the job's marker (a comment posted
-// by an attempt that died before recording it), else a new one.
-func (w *Worker) ensureStatusComment(ctx context.Context, gh *github.Client, j *bus.Job) error {
+// Posting a job's one status comment. The job record says whether posting
+// may have begun: the onboard command writes the job (with its
+// "cmd/<delivery>/created" mark) before it posts, and records the comment's id
+// afterwards, in the same compare-and-swap that queues the first cycle. So a
+// command that has just written the job posts at once, without reading the
+// issue's comments; only a later attempt of the same delivery, finding the
+// job written but no id recorded (the earlier attempt may have died between
+// posting and recording), first looks for the bot's comment carrying the
+// job's marker (statuscomment.Marker) and adopts it.
+
+// postStatusComment posts body as j's status comment and returns its id, or,
+// when search is set, first looks for one posted by an earlier attempt and
+// returns that (with posted false: it may read differently from body).
+func (w *Worker) postStatusComment(ctx context.Context, gh *github.Client, j *bus.Job, search bool, body string) (id int64, posted bool, err error) {
+	if search {
+		id, err := w.findStatusComment(ctx, gh, j)
+		if err != nil || id != 0 {
+			return id, false, err
+		}
+	}
+	id, err = w.comment(ctx, gh, j.Owner, j.Repo, j.Issue, body)
+	return id, err == nil, err
+}
+
+// ensureStatusComment gives j its one status comment and records it: the one
+// recorded, else (search) one of the bot's on the issue that carries the
+// job's marker, else a new one.
+func (w *Worker) ensureStatusComment(ctx context.Context, gh *github.Client, j *bus.Job, search bool) error {
 	if j.StatusCommentID != 0 {
 		return nil
 	}
-	id, err := w.findStatusComment(ctx, gh, j)
+	id, _, err := w.postStatusComment(ctx, gh, j, search, w.view(ctx, j))
 	if err != nil {
 		return err
 	}
-	if id == 0 {
-		body := w.view(ctx, j)
-		id, err = w.comment(ctx, gh, j.Owner, j.Repo, j.Issue, body)
-		if err != nil {
-			return err
-		}
-	}
+	return w.recordStatusComment(ctx, j, id)
+}
+
+// recordStatusComment records id as j's status comment unless one is
+// recorded already, and updates j.
+func (w *Worker) recordStatusComment(ctx context.Context, j *bus.Job, id int64) error {
 	updated, err := bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
 		if cur.StatusCommentID != 0 {
 			return bus.ErrUnchanged
@@ -78,6 +100,8 @@ func (w *Worker) ensureStatusComment(ctx context.Context, gh *github.Client, j *
 	return nil
 }
 
+// findStatusComment looks for j's status comment among the issue's comments:
+// the crash-recovery path of postStatusComment.
 func (w *Worker) findStatusComment(ctx context.Context, gh *github.Client, j *bus.Job) (int64, error) {
 	marker := statuscomment.Marker(j.Key)
 	opt := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
@@ -118,7 +142,7 @@ func (w *Worker) refreshStatus(ctx context.Context, gh *github.Client, j *bus.Jo
 		}); err != nil {
 			return err
 		}
-		return w.ensureStatusComment(ctx, gh, j)
+		return w.ensureStatusComment(ctx, gh, j, true)
 	}
 	if err != nil {
 		return fmt.Errorf("edit status comment of %s: %w", j.Key, err)

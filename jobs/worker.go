@@ -65,12 +65,21 @@ type WorkerDeps struct {
 	// MinRetryDelay is the first wait before a failed command is tried again
 	// (DefaultMinRetryDelay).
 	MinRetryDelay time.Duration
+	// Concurrency is how many commands Run carries out at once (1 if zero).
+	// They share one pull from the consumer, the permission cache and the
+	// queue figures, so one worker with Concurrency n asks GitHub and
+	// JetStream less than n workers would.
+	Concurrency int
+	// QueueRefresh is how old the queue position and the runners online shown
+	// in status comments may be (DefaultQueueRefresh).
+	QueueRefresh time.Duration
 }
 
-// Worker carries out commands from bus.CommandStream, one at a time.
+// Worker carries out commands from bus.CommandStream, Concurrency at a time.
 type Worker struct {
 	d     WorkerDeps
 	perms *permCache
+	queue *queueCache
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -96,7 +105,15 @@ func NewWorker(d WorkerDeps) *Worker {
 	if d.MinRetryDelay == 0 {
 		d.MinRetryDelay = DefaultMinRetryDelay
 	}
-	return &Worker{d: d, perms: &permCache{ttl: d.PermissionTTL, now: d.Now, m: map[string]permEntry{}}}
+	d.Concurrency = max(d.Concurrency, 1)
+	if d.QueueRefresh == 0 {
+		d.QueueRefresh = DefaultQueueRefresh
+	}
+	return &Worker{
+		d:     d,
+		perms: &permCache{ttl: d.PermissionTTL, now: d.Now, m: map[string]permEntry{}},
+		queue: newQueueCache(d.Bus, d.QueueRefresh),
+	}
 }
 
 // Run consumes commands until ctx ends. It returns nil when ctx ends, or the
@@ -106,31 +123,41 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("command consumer %s: %w", bus.CommandConsumer, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4))
+	// A few commands more than are carried out at once wait in the client,
+	// so that a goroutine finishing one finds the next at hand.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.d.Concurrency))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", bus.CommandConsumer, err)
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	wg.Add(1)
-	go func() { // stops the iterator when ctx ends or Run returns
-		defer wg.Done()
+	wg.Go(func() { // stops the iterator when ctx ends or Run returns
 		select {
 		case <-ctx.Done():
 		case <-stop:
 		}
 		it.Stop()
-	}()
+	})
 	defer func() { close(stop); wg.Wait() }()
+	var loops sync.WaitGroup
+	for range w.d.Concurrency {
+		loops.Go(func() { w.loop(ctx, it) })
+	}
+	loops.Wait()
+	return nil
+}
+
+// loop carries out commands from it, one at a time, until it is stopped.
+func (w *Worker) loop(ctx context.Context, it jetstream.MessagesContext) {
 	log := zerolog.Ctx(ctx)
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
+			return
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			log.Warn().Err(err).Msg("Reading commands")
 			continue
@@ -164,7 +191,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		Str(githubapp.LogKeyRepositoryOwner, c.Owner).Str(githubapp.LogKeyRepositoryName, c.Repo).
 		Int("number", c.Issue).Str("actor", c.Actor).Logger()
 	ctx = l.WithContext(ctx)
-	key := deliveryKey(c)
+	key := bus.DeliveryKey(deliveryID(c))
 	rec, rev, err := w.loadRecord(ctx, key)
 	if err != nil {
 		l.Warn().Err(err).Msg("Reading delivery record")
@@ -234,14 +261,14 @@ func (w *Worker) nakDelay(msg jetstream.Msg, after time.Duration) time.Duration 
 	return min(max(d, w.d.MinRetryDelay), maxNak)
 }
 
-// deliveryKey is the delivery's key in bus.DeliveryBucket, the one the
-// redelivery sweeper reads.
-func deliveryKey(c bus.Command) string {
-	id := c.DeliveryID
-	if id == "" {
-		id = fmt.Sprintf("nodelivery-%s-%s-%d-%d", c.Kind, c.Repo, c.Issue, c.Received.UnixNano())
+// deliveryID is the command's webhook delivery GUID, or for a command that
+// came without one (none does from the webhook handlers) an id made from what
+// it is about.
+func deliveryID(c bus.Command) string {
+	if c.DeliveryID != "" {
+		return c.DeliveryID
 	}
-	return bus.DeliveryKey(id)
+	return fmt.Sprintf("nodelivery-%s-%s-%d-%d", c.Kind, c.Repo, c.Issue, c.Received.UnixNano())
 }
 
 func (w *Worker) loadRecord(ctx context.Context, key string) (deliveryRecord, uint64, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,37 +53,24 @@ func (s *Server) botLogin() string {
 	return app.GetSlug() + "[bot]"
 }
 
-// newWorker builds cfg.Workers command workers sharing the durable consumer:
-// each carries out one command at a time, so several keep a slow GitHub or
-// Hub answer from holding up the rest.
+// newWorker builds the command worker: it carries out cfg.Workers commands
+// at once, so that a slow GitHub or Hub answer does not hold up the rest, and
+// they share one pull from the durable consumer, the permission cache and the
+// queue figures shown in status comments.
 func (s *Server) newWorker() (worker, error) {
 	hubClient := &hub.Client{
 		Endpoint: s.cfg.Hub.Endpoint,
 		Token:    s.cfg.Hub.Token,
 		HTTP:     &http.Client{Timeout: hub.DefaultTimeout, Transport: newTransport()},
 	}
-	var ws workers
-	for range max(s.cfg.Workers, 1) {
-		ws = append(ws, jobs.NewWorker(jobs.WorkerDeps{
-			Clients:      s.clients,
-			Bus:          s.res,
-			Hub:          hubClient,
-			BotName:      strings.TrimSuffix(s.botName, "[bot]"),
-			TriggerLabel: s.cfg.TriggerLabel,
-		}))
-	}
-	return ws, nil
-}
-
-// workers runs several workers and returns when all have.
-type workers []*jobs.Worker
-
-func (ws workers) Run(ctx context.Context) error {
-	g, ctx := newGroup(ctx)
-	for i, w := range ws {
-		g.Go("command-worker-"+strconv.Itoa(i), func() error { return w.Run(ctx) })
-	}
-	return g.Wait()
+	return jobs.NewWorker(jobs.WorkerDeps{
+		Clients:      s.clients,
+		Bus:          s.res,
+		Hub:          hubClient,
+		BotName:      strings.TrimSuffix(s.botName, "[bot]"),
+		TriggerLabel: s.cfg.TriggerLabel,
+		Concurrency:  max(s.cfg.Workers, 1),
+	}), nil
 }
 
 // localRunner is adbot dev's in-process runner: the runners package on the
