@@ -347,17 +347,9 @@ func GPUsFor(params int64) (int, string) {
 // go out as one cycle.
 func (w *Worker) feedback(ctx context.Context, st *state) error {
 	c := st.c
-	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
-	if errors.Is(err, bus.ErrNoJob) {
-		zerolog.Ctx(ctx).Debug().Msg("Feedback for no job")
-		return nil
-	}
-	if err != nil {
+	j, err := w.liveJob(ctx, st)
+	if j == nil {
 		return err
-	}
-	if j.Status.Terminal() {
-		zerolog.Ctx(ctx).Debug().Str(LogKeyJob, j.Key).Msg("Feedback for an ended job")
-		return nil
 	}
 	busy := j.Status == bus.StatusQueued || j.Status == bus.StatusRunning || j.Status == bus.StatusAwaitingApproval
 	if w.d.FeedbackSettle > 0 && !busy && !st.rec.Settling {
@@ -408,6 +400,26 @@ func hasFeedback(list []bus.Feedback, f bus.Feedback) bool {
 		}
 	}
 	return false
+}
+
+// liveJob finds the job a fact about an issue or pull request (feedback, an
+// end) is for. Without a job, or with one that has ended, there is nobody to
+// tell: it returns nil and no error.
+func (w *Worker) liveJob(ctx context.Context, st *state) (*bus.Job, error) {
+	c := st.c
+	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	if errors.Is(err, bus.ErrNoJob) {
+		zerolog.Ctx(ctx).Debug().Msgf("%s for no job", c.Kind)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if j.Status.Terminal() {
+		zerolog.Ctx(ctx).Debug().Str(LogKeyJob, j.Key).Msgf("%s for an ended job", c.Kind)
+		return nil, nil
+	}
+	return j, nil
 }
 
 // findJob finds the command's job, replying when there is none.
@@ -521,16 +533,9 @@ func (w *Worker) status(ctx context.Context, st *state) error {
 // or its pull request closed.
 func (w *Worker) end(ctx context.Context, st *state) error {
 	c := st.c
-	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
-	if errors.Is(err, bus.ErrNoJob) {
-		zerolog.Ctx(ctx).Debug().Msg("End for no job")
-		return nil
-	}
-	if err != nil {
+	j, err := w.liveJob(ctx, st)
+	if j == nil {
 		return err
-	}
-	if j.Status.Terminal() {
-		return nil
 	}
 	var note string
 	switch c.Reason {

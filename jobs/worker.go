@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -84,31 +85,17 @@ type Worker struct {
 
 // NewWorker returns a worker; Run starts it.
 func NewWorker(d WorkerDeps) *Worker {
-	if d.BotName == "" {
-		d.BotName = "adbot"
-	}
-	if d.TriggerLabel == "" {
-		d.TriggerLabel = DefaultTriggerLabel
-	}
+	d.BotName = cmp.Or(d.BotName, "adbot")
+	d.TriggerLabel = cmp.Or(d.TriggerLabel, DefaultTriggerLabel)
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.PermissionTTL == 0 {
-		d.PermissionTTL = DefaultPermissionTTL
-	}
-	if d.FeedbackSettle == 0 {
-		d.FeedbackSettle = DefaultFeedbackSettle
-	}
-	if d.CommandTimeout == 0 {
-		d.CommandTimeout = DefaultCommandTimeout
-	}
-	if d.MinRetryDelay == 0 {
-		d.MinRetryDelay = DefaultMinRetryDelay
-	}
+	d.PermissionTTL = cmp.Or(d.PermissionTTL, DefaultPermissionTTL)
+	d.FeedbackSettle = cmp.Or(d.FeedbackSettle, DefaultFeedbackSettle)
+	d.CommandTimeout = cmp.Or(d.CommandTimeout, DefaultCommandTimeout)
+	d.MinRetryDelay = cmp.Or(d.MinRetryDelay, DefaultMinRetryDelay)
+	d.QueueRefresh = cmp.Or(d.QueueRefresh, DefaultQueueRefresh)
 	d.Concurrency = max(d.Concurrency, 1)
-	if d.QueueRefresh == 0 {
-		d.QueueRefresh = DefaultQueueRefresh
-	}
 	return &Worker{
 		d:     d,
 		perms: &permCache{ttl: d.PermissionTTL, now: d.Now, m: map[string]permEntry{}},
