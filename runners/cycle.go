@@ -169,6 +169,8 @@ func (c *Cycle) PhaseDone(name string) bool {
 
 // Phase runs fn as the phase called name, unless the job record says this
 // cycle already completed it (a resumed cycle); then it returns nil at once.
+// A job cancelled or ended meanwhile starts no phase: Phase returns an error
+// wrapping bus.ErrJobEnded, and the runner stops the cycle.
 // When fn succeeds, the phase's completion is recorded in the job before
 // Phase returns, so the next phase never starts unrecorded.
 func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Context) error) error {
@@ -176,6 +178,10 @@ func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Cont
 	if c.PhaseDone(name) {
 		log.Info().Msg("phase already complete: skipped")
 		return nil
+	}
+	// A job cancelled or ended while the last phase ran starts no new one.
+	if j, _, err := bus.GetJob(ctx, c.res.Jobs, c.Msg.JobKey); err == nil && j.Status.Terminal() {
+		return fmt.Errorf("phase %s: job %s is %s: %w", name, c.Msg.JobKey, j.Status, bus.ErrJobEnded)
 	}
 	c.mu.Lock()
 	c.phase = name
@@ -473,7 +479,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Warn().Err(err).Msg("forced stop: cycle given back for another runner")
 		giveBack("runner "+cy.Runner+" was stopped; given back for another runner", 0)
 		return
-	case errors.Is(cause, bus.ErrJobEnded):
+	case errors.Is(cause, bus.ErrJobEnded) || errors.Is(err, bus.ErrJobEnded):
 		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
 		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
 			log.Warn().Err(ferr).Msg("record end of stopped cycle")
