@@ -267,42 +267,75 @@ func TestRemoteCodeWaitsForProceed(t *testing.T) {
 }
 
 // TestCancelStopsRunningCycle: /onboard cancel while a runner works on a
-// slow cycle stops the cycle, cancels the job, and no pull request follows.
+// slow cycle stops the cycle, cancels the job, and no pull request follows,
+// whether the step then running is stopped or ends on its own just after.
 func TestCancelStopsRunningCycle(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	const issue = 41
-	key := bus.JobKey(owner, repo, issue)
-	r.wf.slowDown(issue)
-	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
-	select {
-	case <-r.wf.inSlow:
-	case <-time.After(wait):
-		t.Fatal("the cycle never reached its slow phase")
-	}
-	if s := r.job(issue).Status; s != bus.StatusRunning {
-		t.Fatalf("job %s while its cycle runs", s)
-	}
-	cancel := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard cancel")
-	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, cancel, false, "MEMBER"))
-	r.poll("the running cycle to stop", func() bool {
-		runs := r.wf.cycles(key)
-		return len(runs) == 1 && runs[0].Done
-	})
-	if err := r.wf.cycles(key)[0].Err; err == nil || !strings.Contains(err.Error(), context.Canceled.Error()) {
-		t.Errorf("the workflow returned %v, want its context cancelled", err)
-	}
-	j := r.waitJob(issue, "the runner to let go", func(j *bus.Job) bool { return j.Runner == "" && !r.leased(issue) && r.idle() })
-	if j.Status != bus.StatusCancelled || !strings.Contains(j.Note, "cancelled by @"+maintainer) {
-		t.Errorf("job after cancel: status %s, note %q", j.Status, j.Note)
-	}
-	if prs := r.gh.PullRequests(owner, repo); len(prs) != 0 {
-		t.Errorf("pull requests after cancel: %+v", prs)
-	}
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "cancelled") {
-		t.Errorf("the status comment does not say cancelled:\n%s", sc.Body)
-	}
-	if n := len(r.statusComments(issue)); n != 1 {
-		t.Errorf("%d status comments, want 1", n)
+	for _, tc := range []struct {
+		name  string
+		issue int
+		// ends: the slow step ends on its own once the cancel is recorded.
+		ends bool
+	}{
+		{"step stopped", 41, false},
+		{"step ends after the cancel", 42, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := bus.JobKey(owner, repo, tc.issue)
+			var release chan struct{}
+			if tc.ends {
+				release = make(chan struct{})
+			}
+			r.wf.slowDown(tc.issue, release)
+			prsBefore := len(r.gh.PullRequests(owner, repo))
+			r.deliver("issues", server.NewDeliveryID(), issueOpened(t, tc.issue, "onboard "+qwen, maintainer, "MEMBER"))
+			select {
+			case got := <-r.wf.inSlow:
+				if got != tc.issue {
+					t.Fatalf("issue %d reached the slow phase, want %d", got, tc.issue)
+				}
+			case <-time.After(wait):
+				t.Fatal("the cycle never reached its slow phase")
+			}
+			if s := r.job(tc.issue).Status; s != bus.StatusRunning {
+				t.Fatalf("job %s while its cycle runs", s)
+			}
+			cancel := r.gh.AddComment(owner, repo, tc.issue, maintainer, "/onboard cancel")
+			r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, cancel, false, "MEMBER"))
+			if release != nil {
+				close(release)
+			}
+			r.poll("the running cycle to stop", func() bool {
+				runs := r.wf.cycles(key)
+				return len(runs) == 1 && runs[0].Done
+			})
+			if err := r.wf.cycles(key)[0].Err; err == nil {
+				t.Error("the workflow went on to the end after the cancel")
+			} else if !tc.ends && !strings.Contains(err.Error(), context.Canceled.Error()) {
+				t.Errorf("the workflow returned %v, want its context cancelled", err)
+			}
+			j := r.waitJob(tc.issue, "the runner to let go", func(j *bus.Job) bool { return j.Runner == "" && !r.leased(tc.issue) && r.idle() })
+			if j.Status != bus.StatusCancelled || !strings.Contains(j.Note, "cancelled by @"+maintainer) {
+				t.Errorf("job after cancel: status %s, note %q", j.Status, j.Note)
+			}
+			if prs := r.gh.PullRequests(owner, repo); len(prs) != prsBefore {
+				t.Errorf("pull requests after cancel: %+v", prs)
+			}
+			if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "🚫 cancelled") {
+				t.Errorf("the status comment does not say cancelled:\n%s", sc.Body)
+			}
+			if n := len(r.statusComments(tc.issue)); n != 1 {
+				t.Errorf("%d status comments, want 1", n)
+			}
+			// Once it said cancelled, it never says running again.
+			said := false
+			for i, b := range r.statusEdits(j.StatusCommentID) {
+				said = said || strings.Contains(b, "🚫 cancelled")
+				if said && strings.Contains(b, "⚙️ running") {
+					t.Errorf("status edit %d says running after the cancel:\n%s", i, b)
+				}
+			}
+		})
 	}
 }

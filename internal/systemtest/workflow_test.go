@@ -35,29 +35,32 @@ type cycleRun struct {
 type workflow struct {
 	mu   sync.Mutex
 	runs []cycleRun
-	// slow issues block in their e2e phase until the cycle is stopped;
-	// entering it sends the issue on inSlow.
-	slow   map[int]bool
+	// slow issues block in their e2e phase until the cycle is stopped, or,
+	// with a channel, until it is closed (the step ends on its own);
+	// entering the phase sends the issue on inSlow.
+	slow   map[int]chan struct{}
 	inSlow chan int
 	// pushed tells the fake GitHub what the bare remote now holds.
 	pushed func(branch, sha string)
 }
 
 func newWorkflow() *workflow {
-	return &workflow{slow: map[int]bool{}, inSlow: make(chan int, 8), pushed: func(string, string) {}}
+	return &workflow{slow: map[int]chan struct{}{}, inSlow: make(chan int, 8), pushed: func(string, string) {}}
 }
 
-// slowDown makes issue's cycles block in their e2e phase.
-func (w *workflow) slowDown(issue int) {
+// slowDown makes issue's cycles block in their e2e phase until they are
+// stopped or, when release is not nil, until it is closed.
+func (w *workflow) slowDown(issue int, release chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.slow[issue] = true
+	w.slow[issue] = release
 }
 
-func (w *workflow) isSlow(issue int) bool {
+func (w *workflow) isSlow(issue int) (bool, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.slow[issue]
+	release, ok := w.slow[issue]
+	return ok, release
 }
 
 // cycles returns what the workflow saw of a job's cycles, in order.
@@ -109,10 +112,13 @@ func (w *workflow) onboard(ctx context.Context, c *runners.Cycle) error {
 	}
 	var log string
 	err = c.Phase(ctx, "e2e", func(ctx context.Context) error {
-		if w.isSlow(c.Msg.Issue) {
+		if slow, release := w.isSlow(c.Msg.Issue); slow {
 			w.inSlow <- c.Msg.Issue
-			<-ctx.Done()
-			return ctx.Err()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-release: // nil: never
+			}
 		}
 		// A careless step echoes a credential: the Reporter must redact it.
 		tok, err := c.Token(ctx, map[string]string{"contents": "read"})
