@@ -1,10 +1,12 @@
 // Command bench-intake measures adbot's webhook intake on loopback.
 //
 // It starts the server in this process (embedded NATS with JetStream on a file
-// store in a temporary directory, the command worker, a canned GitHub and a
-// fake HuggingFace Hub on loopback), then runs itself again as a separate
-// client process that posts signed issues.opened deliveries, each for its own
-// issue. It measures, server side, the time from a request's arrival to
+// store in a temporary directory, the command worker) with a canned GitHub and
+// a fake HuggingFace Hub on loopback, served by a process of their own unless
+// -fakes inline, then runs itself again as a separate client process that
+// posts signed issues.opened deliveries, each for its own issue. The consumer
+// that reads what the server produces has its own NATS connection, as a
+// runner does. It measures, server side, the time from a request's arrival to
 // what it produces being readable by a consumer:
 //
 //	-mode full    arrival -> the onboarding cycle readable on adbot.cycles.gpus.1
@@ -14,6 +16,11 @@
 //
 //	go run ./cmd/bench-intake -mode full -rate 500 -duration 10s
 //	go run ./cmd/bench-intake -mode full -saturate -n 20000 -conns 64
+//
+// To give the server two CPUs of its own on a larger host, pin it and send
+// the helpers elsewhere:
+//
+//	taskset -c 0,1 bench-intake -helper-cpus 2-15 -mode full -saturate -n 30000
 package main
 
 import (
@@ -42,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -60,12 +68,23 @@ type options struct {
 	wait     time.Duration
 	// dir is where the store's temporary directory is made.
 	dir string
-	// cpuprofile is where the server process's CPU profile goes.
-	cpuprofile string
+	// cpuprofile is where the server process's CPU profile goes;
+	// mutexprofile and blockprofile where its lock-contention and blocking
+	// profiles go.
+	cpuprofile   string
+	mutexprofile string
+	blockprofile string
+	// fakes serves the canned GitHub and Hub from a process of their own
+	// (as the real ones are elsewhere); helperCPUs pins that process and the
+	// client's to those CPUs (taskset list), so that the server process,
+	// pinned by the caller, has its CPUs to itself.
+	fakes      string
+	helperCPUs string
 	// client side
-	client bool
-	url    string
-	first  int
+	client     bool
+	fakesServe bool
+	url        string
+	first      int
 }
 
 func main() {
@@ -80,14 +99,22 @@ func main() {
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the last messages after sending")
 	flag.StringVar(&o.dir, "dir", "", "parent `directory` of the JetStream store (default: the system temp dir)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server process's CPU profile to `file`")
+	flag.StringVar(&o.mutexprofile, "mutexprofile", "", "write the server process's lock-contention profile to `file`")
+	flag.StringVar(&o.blockprofile, "blockprofile", "", "write the server process's blocking profile to `file`")
+	flag.StringVar(&o.fakes, "fakes", "process", "where the canned GitHub and Hub run: process (their own) or inline (the server's process)")
+	flag.StringVar(&o.helperCPUs, "helper-cpus", "", "pin the client and fakes processes to these `CPUs` (a taskset list, e.g. 2-15)")
 	flag.BoolVar(&o.client, "client", false, "internal: run as the sending client process")
+	flag.BoolVar(&o.fakesServe, "serve-fakes", false, "internal: run as the fakes process")
 	flag.StringVar(&o.url, "url", "", "internal: webhook URL (client)")
 	flag.IntVar(&o.first, "first", 1, "internal: first issue number (client)")
 	flag.Parse()
 	var err error
-	if o.client {
+	switch {
+	case o.client:
 		err = runClient(o)
-	} else {
+	case o.fakesServe:
+		err = serveFakes()
+	default:
 		err = runBench(o)
 	}
 	if err != nil {
@@ -194,10 +221,40 @@ func runBench(o options) error {
 	_, _ = rand.Read(secretBytes)
 	secret := hex.EncodeToString(secretBytes)
 
-	gh := httptest.NewServer(server.CannedGitHub())
-	defer gh.Close()
-	hub := httptest.NewServer(http.HandlerFunc(fakeHub))
-	defer hub.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var ghURL, hubURL string
+	switch o.fakes {
+	case "inline":
+		gh := httptest.NewServer(server.CannedGitHub())
+		defer gh.Close()
+		hub := httptest.NewServer(http.HandlerFunc(fakeHub))
+		defer hub.Close()
+		ghURL, hubURL = gh.URL, hub.URL
+	case "process":
+		fk := helper(ctx, o, self, "-serve-fakes")
+		in, err := fk.StdinPipe() // the fakes stop when it closes
+		if err != nil {
+			return err
+		}
+		defer func() { in.Close(); _ = fk.Wait() }()
+		out, err := fk.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := fk.Start(); err != nil {
+			return fmt.Errorf("fakes process: %w", err)
+		}
+		var urls fakeURLs
+		if err := json.NewDecoder(out).Decode(&urls); err != nil {
+			return fmt.Errorf("fakes process: %w", err)
+		}
+		ghURL, hubURL = urls.GitHub, urls.Hub
+	default:
+		return fmt.Errorf("unknown -fakes %q: want process or inline", o.fakes)
+	}
 
 	cfg := server.DefaultConfig()
 	cfg.DataDir = dir
@@ -206,8 +263,8 @@ func runBench(o options) error {
 	cfg.GitHub.AppID = 1
 	cfg.GitHub.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	cfg.GitHub.WebhookSecret = secret
-	cfg.GitHub.V3APIURL = gh.URL + "/api/v3/"
-	cfg.Hub.Endpoint = hub.URL
+	cfg.GitHub.V3APIURL = ghURL + "/api/v3/"
+	cfg.Hub.Endpoint = hubURL
 	cfg.Sweeper.Disabled = true
 	cfg.Server.MetricsAddress = "off"
 	cfg.Workers = o.workers
@@ -247,13 +304,23 @@ func runBench(o options) error {
 	}
 
 	// The consumer: the cycle stream's 1-GPU consumer, as a runner reads it,
-	// or the command stream's consumer when the worker is off.
-	_, res := s.Bus()
+	// or the command stream's consumer when the worker is off. Like a runner
+	// it has its own connection to the NATS server, over loopback TCP.
+	snc, _ := s.Bus()
+	nc, err := nats.Connect(snc.ConnectedUrl(), nats.Name("bench-intake consumer"))
+	if err != nil {
+		return fmt.Errorf("consumer connection: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
 	var cons jetstream.Consumer
 	if o.mode == "full" {
-		cons, err = res.Cycles.Consumer(ctx, bus.ConsumerName(1))
+		cons, err = js.Consumer(ctx, bus.CycleStream, bus.ConsumerName(1))
 	} else {
-		cons, err = res.Commands.Consumer(ctx, bus.CommandConsumer)
+		cons, err = js.Consumer(ctx, bus.CommandStream, bus.CommandConsumer)
 	}
 	if err != nil {
 		return err
@@ -308,18 +375,23 @@ func runBench(o options) error {
 		defer pprof.StopCPUProfile()
 	}
 
-	// The client, in its own process.
-	self, err := os.Executable()
-	if err != nil {
-		return err
+	if o.mutexprofile != "" {
+		runtime.SetMutexProfileFraction(5)
+		defer writeProfile("mutex", o.mutexprofile)
 	}
+	if o.blockprofile != "" {
+		runtime.SetBlockProfileRate(int(50 * time.Microsecond))
+		defer writeProfile("block", o.blockprofile)
+	}
+
+	// The client, in its own process.
 	args := []string{"-client", "-url", base + server.WebhookRoute, "-conns", fmt.Sprint(o.conns)}
 	if o.saturate {
 		args = append(args, "-saturate", "-n", fmt.Sprint(o.n))
 	} else {
 		args = append(args, "-rate", fmt.Sprint(o.rate), "-duration", o.duration.String())
 	}
-	cmd := exec.CommandContext(ctx, self, args...)
+	cmd := helper(ctx, o, self, args...)
 	cmd.Env = append(os.Environ(), "BENCH_WEBHOOK_SECRET="+secret)
 	cmd.Stderr = os.Stderr
 	var out bytes.Buffer
@@ -355,9 +427,9 @@ func runBench(o options) error {
 	if o.mode == "intake" {
 		what = "command readable on " + bus.CommandSubject
 	}
-	fmt.Printf("adbot bench-intake: mode=%s %s conns=%d workers=%d GOMAXPROCS=%d NumCPU=%d\n",
+	fmt.Printf("adbot bench-intake: mode=%s %s conns=%d workers=%d fakes=%s GOMAXPROCS=%d NumCPU=%d\n",
 		o.mode, map[bool]string{true: fmt.Sprintf("saturate n=%d", o.n), false: fmt.Sprintf("rate=%d/s duration=%s", o.rate, o.duration)}[o.saturate],
-		o.conns, o.workers, runtime.GOMAXPROCS(0), runtime.NumCPU())
+		o.conns, o.workers, o.fakes, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Printf("  sent %d in %s (%.0f/s offered), answers %v, paced sends late >5ms: %d\n",
 		rep.Sent, rep.Elapsed.Round(time.Millisecond), float64(rep.Sent)/rep.Elapsed.Seconds(), rep.Statuses, rep.Behind)
 	lost := accepted - received.Load()
@@ -378,6 +450,20 @@ func runBench(o options) error {
 		return fmt.Errorf("%d accepted deliveries never became readable", lost)
 	}
 	return nil
+}
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench-intake: %s profile: %v\n", name, err)
+	}
 }
 
 func pct(sorted []float64, p float64) float64 {
@@ -402,6 +488,37 @@ func waitReady(ctx context.Context, url string) error {
 		}
 	}
 	return errors.New("server not ready within 30s")
+}
+
+// helper is a command running this program again with args, pinned to
+// -helper-cpus when set.
+func helper(ctx context.Context, o options, self string, args ...string) *exec.Cmd {
+	if o.helperCPUs != "" {
+		args = append([]string{"-c", o.helperCPUs, self}, args...)
+		self = "taskset"
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// fakeURLs is what the fakes process prints on stdout once it serves.
+type fakeURLs struct {
+	GitHub string `json:"github"`
+	Hub    string `json:"hub"`
+}
+
+// serveFakes serves the canned GitHub and Hub on loopback until stdin closes.
+func serveFakes() error {
+	gh := httptest.NewServer(server.CannedGitHub())
+	defer gh.Close()
+	hub := httptest.NewServer(http.HandlerFunc(fakeHub))
+	defer hub.Close()
+	if err := json.NewEncoder(os.Stdout).Encode(fakeURLs{GitHub: gh.URL, Hub: hub.URL}); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }
 
 // fakeHub answers the Hub's model API for Qwen/Qwen3-0.6B-like models: a
