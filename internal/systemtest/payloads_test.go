@@ -80,3 +80,43 @@ func review(t *testing.T, pr int, id int64, state, body, commitID, user, assoc s
 		person(obj(m, "sender"), user)
 	})
 }
+
+// reviewComment is pull_request_review_comment.created: a line comment of review reviewID.
+func reviewComment(t *testing.T, pr int, id, reviewID int64, path string, line int, body, commitID, user, assoc string) []byte {
+	return payload(t, "pull_request_review_comment.created.json", func(m map[string]any) {
+		cm := obj(m, "comment")
+		cm["id"], cm["body"], cm["path"], cm["line"], cm["original_line"] = id, body, path, line, line
+		cm["commit_id"], cm["pull_request_review_id"], cm["author_association"] = commitID, reviewID, assoc
+		person(obj(cm, "user"), user)
+		obj(m, "pull_request")["number"] = pr
+		person(obj(m, "sender"), user)
+	})
+}
+
+// issueLabeled is issues.labeled: label added to an issue by user.
+func issueLabeled(t *testing.T, number int, title, label, user string) []byte {
+	return payload(t, "issues.labeled.json", func(m map[string]any) {
+		is := obj(m, "issue")
+		is["number"], is["id"], is["title"], is["body"] = number, 7000000+number, title, ""
+		person(obj(is, "user"), user)
+		obj(m, "label")["name"] = label
+		person(obj(m, "sender"), user)
+	})
+}
+
+// botEcho is issue_comment.created for a comment the App itself wrote: GitHub
+// sends the bot its own comments too.
+func botEcho(t *testing.T, c fakegithub.Comment, isPR bool) []byte {
+	b := issueComment(t, c, isPR, "NONE")
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	bot := map[string]any{"login": "adbot[bot]", "type": "Bot", "id": 9000001}
+	m["sender"] = bot
+	obj(m, "comment")["user"] = bot
+	obj(m, "comment")["performed_via_github_app"] = map[string]any{"id": fakegithub.DefaultAppID, "slug": fakegithub.DefaultAppSlug}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

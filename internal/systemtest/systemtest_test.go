@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/server"
 )
@@ -24,7 +25,9 @@ func TestOnboardReviewApprove(t *testing.T) {
 	key := bus.JobKey(owner, repo, issue)
 
 	// 1. A maintainer opens "onboard Qwen/Qwen3-0.6B".
-	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	openedGUID := server.NewDeliveryID()
+	opened := issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER")
+	r.deliver("issues", openedGUID, opened)
 	r.poll("👀 on the issue", func() bool {
 		for _, re := range r.gh.Reactions(owner, repo, issue) {
 			if re.Content == "eyes" && re.CommentID == 0 {
@@ -77,7 +80,22 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if body := sc[0].Body; !strings.Contains(body, "waiting for review") || !strings.Contains(body, "- [x] Pull request") || !strings.Contains(body, "#"+itoa(j.PR)) {
 		t.Errorf("status comment after the cycle:\n%s", body)
 	}
+	if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, "`gpu-host-1`, GPUs 0") }) {
+		t.Error("the status comment never named the runner and its GPU")
+	}
 	firstHead := j.HeadSHA
+
+	// GitHub redelivers the issue, and the issue opened with the trigger
+	// label also comes as issues.labeled: still one job, nothing said twice.
+	commands := r.commandsPublished()
+	r.deliver("issues", openedGUID, opened)
+	if got := r.commandsPublished(); got != commands {
+		t.Errorf("a redelivered issues.opened became a command (%d, was %d)", got, commands)
+	}
+	r.deliverAndWait("issues", server.NewDeliveryID(), issueLabeled(t, issue, "onboard "+qwen, "ad-onboard", maintainer))
+	if j2 := r.job(issue); j2.Cycle != 1 || j2.Status != bus.StatusWaitingReview || len(r.botComments(issue)) != 1 {
+		t.Errorf("after the labeled event: cycle %d, status %s, %d bot comments", j2.Cycle, j2.Status, len(r.botComments(issue)))
+	}
 
 	// 2. A review requesting changes and a comment on the pull request make
 	// one update cycle.
@@ -85,18 +103,24 @@ func TestOnboardReviewApprove(t *testing.T) {
 	changes := review(t, j.PR, 880001, "changes_requested", "Please also list the model in the support matrix.", firstHead, maintainer, "MEMBER")
 	remark := r.gh.AddComment(owner, repo, j.PR, maintainer, "Use world_size_1.yaml for this one.")
 	remarkGUID := server.NewDeliveryID()
+	lineGUID := server.NewDeliveryID()
+	line := reviewComment(t, j.PR, 880011, 880001, "examples/auto_deploy/model_registry/models.yaml", 6,
+		"Keep the Qwen3 family together.", firstHead, maintainer, "MEMBER")
 	r.deliver("pull_request_review", reviewGUID, changes)
+	r.deliver("pull_request_review_comment", lineGUID, line)
 	r.deliver("issue_comment", remarkGUID, issueComment(t, remark, true, "MEMBER"))
 	j = r.waitJob(issue, "the update cycle to finish", func(j *bus.Job) bool {
 		return j.Cycle >= 2 && j.Status == bus.StatusWaitingReview
 	})
-	r.poll("both feedback deliveries carried out", func() bool { return r.carriedOut(reviewGUID) && r.carriedOut(remarkGUID) })
+	r.poll("the feedback deliveries carried out", func() bool {
+		return r.carriedOut(reviewGUID) && r.carriedOut(lineGUID) && r.carriedOut(remarkGUID)
+	})
 	runs := r.wf.cycles(key)
 	if len(runs) != 2 || runs[1].Kind != bus.KindFeedback || j.Cycle != 2 {
 		t.Fatalf("cycles %+v (job at cycle %d), want the onboarding and one feedback cycle", runs, j.Cycle)
 	}
 	slices.Sort(runs[1].Feedback)
-	if want := []string{"Please also list the model in the support matrix.", "Use world_size_1.yaml for this one."}; !slices.Equal(runs[1].Feedback, want) {
+	if want := []string{"Keep the Qwen3 family together.", "Please also list the model in the support matrix.", "Use world_size_1.yaml for this one."}; !slices.Equal(runs[1].Feedback, want) {
 		t.Errorf("the update cycle answered %q, want %q", runs[1].Feedback, want)
 	}
 	head := git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch)
@@ -112,13 +136,37 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if n := len(r.gh.PullRequests(owner, repo)); n != 1 {
 		t.Errorf("%d pull requests after the update, want still 1", n)
 	}
+	eyes := false
+	for _, re := range r.gh.Reactions(owner, repo, j.PR) {
+		eyes = eyes || (re.Content == "eyes" && re.CommentID == remark.ID)
+	}
+	if !eyes {
+		t.Error("no 👀 on the remark on the pull request")
+	}
+	// The bot's own answer comes back as an event: it starts nothing.
+	var answer fakegithub.Comment
+	for _, c := range r.botComments(j.PR) {
+		if strings.HasPrefix(c.Body, "[AGENT] Cycle 2 answered") {
+			answer = c
+		}
+	}
+	if answer.ID == 0 {
+		t.Fatal("no [AGENT] answer to the feedback on the pull request")
+	}
+	commands = r.commandsPublished()
+	r.deliver("issue_comment", server.NewDeliveryID(), botEcho(t, answer, true))
+	if got := r.commandsPublished(); got != commands {
+		t.Errorf("the bot's own comment became a command")
+	}
 	if n := len(r.statusComments(issue)); n != 1 {
 		t.Errorf("%d status comments after the update, want 1", n)
 	}
 
 	// The same deliveries again (GitHub's redelivery keeps the GUID): nothing.
-	commands, comments := r.commandsPublished(), len(r.gh.Comments(owner, repo, j.PR))
+	commands = r.commandsPublished()
+	comments := len(r.gh.Comments(owner, repo, j.PR))
 	r.deliver("pull_request_review", reviewGUID, changes)
+	r.deliver("pull_request_review_comment", lineGUID, line)
 	r.deliver("issue_comment", remarkGUID, issueComment(t, remark, true, "MEMBER"))
 	if got := r.commandsPublished(); got != commands {
 		t.Errorf("a redelivered delivery became a command: %d commands, was %d", got, commands)
@@ -145,6 +193,12 @@ func TestOnboardReviewApprove(t *testing.T) {
 	}
 	if !said {
 		t.Error("the bot did not say why the stale approval does not count")
+	}
+
+	// A stranger's approval of the tested head does not end it either.
+	r.deliverAndWait("pull_request_review", server.NewDeliveryID(), review(t, j.PR, 880004, "approved", "", head, stranger, "NONE"))
+	if s := r.job(issue).Status; s != bus.StatusWaitingReview {
+		t.Fatalf("a stranger's approval left the job %s, want waiting-review", s)
 	}
 
 	// The approval of the tested head ends it.
