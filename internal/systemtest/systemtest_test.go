@@ -2,6 +2,7 @@ package systemtest_test
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -391,5 +392,35 @@ func TestCancelStopsRunningCycle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFailuresLoseNothing: the Hub down for a moment and GitHub failing the
+// bot's first comments delay the work but lose nothing and post nothing twice.
+func TestFailuresLoseNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 51
+	r.hub.unavailable.Store(2)
+	r.gh.FailNext("POST", "/repos/"+owner+"/"+repo+"/issues/51/comments", 2, http.StatusBadGateway, nil)
+	// The pull request will be the fake's first, number 100.
+	r.gh.FailNext("POST", "/repos/"+owner+"/"+repo+"/issues/100/comments", 2, http.StatusBadGateway, nil)
+	r.gh.FailNext("POST", "/repos/"+owner+"/"+repo+"/pulls", 1, http.StatusBadGateway, nil)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	j := r.waitJob(issue, "the cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+	if n := r.hub.requests.Load(); n < 3 {
+		t.Errorf("the Hub was asked %d times, want the failures and a success", n)
+	}
+	if n := len(r.statusComments(issue)); n != 1 || len(r.botComments(issue)) != 1 {
+		t.Errorf("%d status comments, %d bot comments on the issue; want 1 and 1", n, len(r.botComments(issue)))
+	}
+	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 || prs[0].Number != j.PR || j.PR != 100 {
+		t.Fatalf("pull requests %+v (job's %d), want one, number 100", prs, j.PR)
+	}
+	if n := len(r.wf.cycles(bus.JobKey(owner, repo, issue))); n != 1 || j.Cycle != 1 {
+		t.Errorf("%d cycles ran (job at %d), want 1", n, j.Cycle)
+	}
+	if len(r.botComments(j.PR)) < 2 {
+		t.Errorf("%d comments on the pull request, want the split log", len(r.botComments(j.PR)))
 	}
 }
