@@ -113,6 +113,8 @@ type Cycle struct {
 	mu    sync.Mutex
 	job   bus.Job
 	phase string
+	// pushed is the last commit this cycle pushed to the branch.
+	pushed string
 }
 
 // Job returns a copy of the job record as last read or written by this cycle.
@@ -171,8 +173,10 @@ func (c *Cycle) PhaseDone(name string) bool {
 // cycle already completed it (a resumed cycle); then it returns nil at once.
 // A job cancelled or ended meanwhile starts no phase: Phase returns an error
 // wrapping bus.ErrJobEnded, and the runner stops the cycle.
-// When fn succeeds, the phase's completion is recorded in the job before
-// Phase returns, so the next phase never starts unrecorded.
+// When fn succeeds, the commits it made are pushed to the job's branch (so
+// that a runner taking the cycle over starts from them) and the phase's
+// completion is recorded in the job before Phase returns, so the next phase
+// never starts unrecorded.
 func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Context) error) error {
 	log := zerolog.Ctx(ctx).With().Str(LogKeyPhase, name).Logger()
 	if c.PhaseDone(name) {
@@ -196,6 +200,9 @@ func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Cont
 	}
 	log.Info().Msg("phase started")
 	if err := fn(log.WithContext(ctx)); err != nil {
+		return fmt.Errorf("phase %s: %w", name, err)
+	}
+	if err := c.checkpoint(ctx); err != nil {
 		return fmt.Errorf("phase %s: %w", name, err)
 	}
 	key := PhaseKey(c.Msg.Number, name)
@@ -242,32 +249,10 @@ const gitCredentialHelper = `!f() { test "$1" = get || exit 0; echo username=x-a
 // remote it asks for a token with contents:write and hands it to git through
 // a credential helper that reads it from git's environment.
 func (c *Cycle) Push(ctx context.Context, force bool) (proc.Result, error) {
-	args := []string{"git", "push", "--porcelain"}
-	if force {
-		args = append(args, "--force-with-lease")
-	}
-	args = append(args, "origin", "HEAD:refs/heads/"+c.Worktree.Branch)
-	env := []string{"GIT_TERMINAL_PROMPT=0"}
-	if strings.HasPrefix(c.Remote, "https://") || strings.HasPrefix(c.Remote, "http://") {
-		tok, err := c.Token(ctx, map[string]string{"contents": "write"})
-		if err != nil {
-			return proc.Result{}, fmt.Errorf("push %s: %w", c.Worktree.Branch, err)
-		}
-		env = append(env,
-			"GIT_CONFIG_COUNT=2",
-			"GIT_CONFIG_KEY_0=credential.helper", "GIT_CONFIG_VALUE_0=",
-			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
-			"ADBOT_GIT_TOKEN="+tok)
-	}
-	res, err := c.Exec(ctx, proc.Cmd{Name: "git-push", Args: args, Env: env, Timeout: 10 * time.Minute})
+	res, head, err := c.push(ctx, force)
 	if err != nil {
 		return res, err
 	}
-	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
-	if err != nil {
-		return res, fmt.Errorf("push %s: read pushed head: %w", c.Worktree.Branch, err)
-	}
-	head = strings.TrimSpace(head)
 	if _, err := c.UpdateJob(ctx, func(j *bus.Job) error {
 		if j.HeadSHA == head {
 			return bus.ErrUnchanged
@@ -278,6 +263,64 @@ func (c *Cycle) Push(ctx context.Context, force bool) (proc.Result, error) {
 		return res, fmt.Errorf("push %s: record head %s: %w", c.Worktree.Branch, head, err)
 	}
 	return res, nil
+}
+
+// checkpoint pushes commits a phase made to the job's branch, without
+// recording them as tested: the phase's record and its work then live
+// together, and a runner that resumes the cycle elsewhere checks them out.
+func (c *Cycle) checkpoint(ctx context.Context) error {
+	if c.Worktree == nil {
+		return nil
+	}
+	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
+	if err != nil {
+		return fmt.Errorf("read head of %s: %w", c.Worktree.Branch, err)
+	}
+	c.mu.Lock()
+	pushed := c.pushed
+	c.mu.Unlock()
+	if pushed == "" {
+		pushed = c.Worktree.Base
+	}
+	if strings.TrimSpace(head) == pushed {
+		return nil
+	}
+	_, _, err = c.push(ctx, false)
+	return err
+}
+
+// push pushes HEAD to the job's branch and returns the commit pushed.
+func (c *Cycle) push(ctx context.Context, force bool) (proc.Result, string, error) {
+	args := []string{"git", "push", "--porcelain"}
+	if force {
+		args = append(args, "--force-with-lease")
+	}
+	args = append(args, "origin", "HEAD:refs/heads/"+c.Worktree.Branch)
+	env := []string{"GIT_TERMINAL_PROMPT=0"}
+	if strings.HasPrefix(c.Remote, "https://") || strings.HasPrefix(c.Remote, "http://") {
+		tok, err := c.Token(ctx, map[string]string{"contents": "write"})
+		if err != nil {
+			return proc.Result{}, "", fmt.Errorf("push %s: %w", c.Worktree.Branch, err)
+		}
+		env = append(env,
+			"GIT_CONFIG_COUNT=2",
+			"GIT_CONFIG_KEY_0=credential.helper", "GIT_CONFIG_VALUE_0=",
+			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
+			"ADBOT_GIT_TOKEN="+tok)
+	}
+	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
+	if err != nil {
+		return proc.Result{}, "", fmt.Errorf("push %s: read head: %w", c.Worktree.Branch, err)
+	}
+	head = strings.TrimSpace(head)
+	res, err := c.Exec(ctx, proc.Cmd{Name: "git-push", Args: args, Env: env, Timeout: 10 * time.Minute})
+	if err != nil {
+		return res, "", err
+	}
+	c.mu.Lock()
+	c.pushed = head
+	c.mu.Unlock()
+	return res, head, nil
 }
 
 func joinInts(v []int) string {
