@@ -152,13 +152,17 @@ type rig struct {
 	mirror  string
 	wf      *workflow
 	logs    *logBuffer
+	logger  zerolog.Logger
 	started time.Time
+	first   *runner
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
 		remote: bareRemote(t), wf: newWorkflow(), started: time.Now()}
+	// Checked last, once everything has stopped writing (cleanups run in reverse).
+	t.Cleanup(r.checkPromises)
 	r.gh.SetPermission(owner, repo, maintainer, "write")
 	// GitHub's side of a push: the ref, and the head of a pull request from it.
 	r.wf.pushed = func(branch, sha string) {
@@ -219,15 +223,34 @@ func newRig(t *testing.T) *rig {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	// The runner dials the server's NATS as adbot runner does on a GPU host.
-	nc, err := nats.Connect(srv.NATSURL(), nats.Name("systemtest runner"))
+	r.logger = logger
+	r.first = r.startRunner("gpu-host-1")
+	r.mirror = r.first.mirror
+	return r
+}
+
+// runner is one runner daemon of the rig.
+type runner struct {
+	name   string
+	mirror string
+	rn     *runners.Runner
+	stop   context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// startRunner starts a runner with one GPU, its own data directory and its
+// own NATS connection, as adbot runner on a GPU host does.
+func (r *rig) startRunner(name string) *runner {
+	t := r.t
+	t.Helper()
+	nc, err := nats.Connect(r.srv.NATSURL(), nats.Name("systemtest "+name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()
-	r.mirror = filepath.Join(data, "trtllm.git")
 	rn, err := runners.New(runners.Config{
-		Name:          "gpu-host-1",
+		Name:          name,
 		DataDir:       data,
 		Remote:        r.remote,
 		GitHubAPIURL:  r.gh.URL(),
@@ -238,25 +261,30 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stopRunner := context.WithCancel(logger.With().Str("side", "runner").Logger().WithContext(context.Background()))
-	ran := make(chan error, 1)
-	go func() { ran <- rn.Run(rctx) }()
+	ctx, stop := context.WithCancel(r.logger.With().Str("side", "runner").Logger().WithContext(context.Background()))
+	h := &runner{name: name, mirror: filepath.Join(data, "trtllm.git"), rn: rn, stop: stop, done: make(chan error, 1)}
+	go func() { h.done <- rn.Run(ctx) }()
 	t.Cleanup(func() {
-		stopRunner()
-		rn.Force()
-		select {
-		case err := <-ran:
-			if err != nil {
-				t.Errorf("runner: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("runner did not stop within 20s")
-		}
+		h.kill(t)
 		nc.Close()
 	})
-	// Checked last, once everything has stopped writing.
-	t.Cleanup(r.checkPromises)
-	return r
+	return h
+}
+
+// kill stops the runner at once: its running cycles are given back.
+func (h *runner) kill(t *testing.T) {
+	h.once.Do(func() {
+		h.stop()
+		h.rn.Force()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("runner %s: %v", h.name, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("runner %s did not stop within 20s", h.name)
+		}
+	})
 }
 
 // poll waits, bounded, until cond holds.

@@ -424,3 +424,51 @@ func TestFailuresLoseNothing(t *testing.T) {
 		t.Errorf("%d comments on the pull request, want the split log", len(r.botComments(j.PR)))
 	}
 }
+
+// TestRunnerStoppedMidCycle: a runner stopped while it works gives its cycle
+// back; another runner takes it over, resumes after the last recorded phase
+// and finishes it with the work of the phases done before, once.
+func TestRunnerStoppedMidCycle(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 61
+	key := bus.JobKey(owner, repo, issue)
+	r.wf.slowDown(issue, nil)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	select {
+	case <-r.wf.inSlow:
+	case <-time.After(wait):
+		t.Fatal("the cycle never reached its slow phase")
+	}
+	if r.job(issue).Posted[runners.PhaseKey(1, "registry")] == 0 {
+		t.Fatal("the registry phase is not recorded as done")
+	}
+	r.first.kill(t)
+	j := r.waitJob(issue, "the cycle given back", func(j *bus.Job) bool { return j.Status == bus.StatusQueued && j.Runner == "" })
+	r.wf.slowDown(issue, closed())
+	r.startRunner("gpu-host-2")
+	j = r.waitJob(issue, "the second runner to finish the cycle", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+	runs := r.wf.cycles(key)
+	if len(runs) != 2 || runs[0].Number != 1 || runs[1].Number != 1 || j.Cycle != 1 {
+		t.Fatalf("runs %+v (job at cycle %d), want cycle 1 begun twice", runs, j.Cycle)
+	}
+	if files := git(t, r.remote, "diff", "--name-only", "main", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
+		t.Errorf("the pushed branch changes %q, want the registry entry made before the stop", files)
+	}
+	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 {
+		t.Errorf("pull requests %+v, want one", prs)
+	}
+	edits := r.statusEdits(j.StatusCommentID)
+	if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, "`gpu-host-2`") }) {
+		t.Error("the status comment never named the runner that took over")
+	}
+	if n := len(r.statusComments(issue)); n != 1 {
+		t.Errorf("%d status comments, want 1", n)
+	}
+}
+
+func closed() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
