@@ -224,6 +224,7 @@ func newRig(t *testing.T) *rig {
 	})
 
 	r.logger = logger
+	t.Cleanup(r.checkLogStore)
 	r.first = r.startRunner("gpu-host-1")
 	r.mirror = r.first.mirror
 	return r
@@ -511,6 +512,34 @@ func (r *rig) checkPromises() {
 			tail = tail[len(tail)-20000:]
 		}
 		t.Logf("log tail:\n%s", tail)
+	}
+}
+
+// checkLogStore holds the runners' logs in the object store to the same
+// promise: no secret in them. It runs once the runners have stopped, while
+// the server's NATS still answers.
+func (r *rig) checkLogStore() {
+	t := r.t
+	secrets := []string{r.secret}
+	for _, tr := range r.gh.TokenRequests() {
+		secrets = append(secrets, tr.Token)
+	}
+	ctx := context.Background()
+	if objs, err := r.res.Logs.List(ctx); err == nil {
+		for _, o := range objs {
+			b, err := r.res.Logs.GetBytes(ctx, o.Name)
+			if err != nil {
+				t.Errorf("read log %s: %v", o.Name, err)
+				continue
+			}
+			for _, s := range secrets {
+				if bytes.Contains(b, []byte(s)) {
+					t.Errorf("log %s in the object store holds a secret %.8s…", o.Name, s)
+				}
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		t.Errorf("list the log store: %v", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/runners"
@@ -83,6 +85,13 @@ func TestOnboardReviewApprove(t *testing.T) {
 	}
 	if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, "`gpu-host-1`, GPUs 0") }) {
 		t.Error("the status comment never named the runner and its GPU")
+	}
+	if objs, err := r.res.Logs.List(context.Background()); err != nil {
+		t.Errorf("list the log store: %v", err)
+	} else if !slices.ContainsFunc(objs, func(o *jetstream.ObjectInfo) bool {
+		return strings.HasPrefix(o.Name, key+"/cycle-1/") && strings.HasSuffix(o.Name, "build-and-run-ad.stdout")
+	}) {
+		t.Errorf("the e2e run's log is not in the log store: %d objects", len(objs))
 	}
 	firstHead := j.HeadSHA
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/onboarding/comments"
 	"github.com/nvidia/adbot/runners"
+	"github.com/nvidia/adbot/runners/proc"
 	"github.com/nvidia/adbot/runners/workspace"
 )
 
@@ -125,7 +126,17 @@ func (w *workflow) onboard(ctx context.Context, c *runners.Cycle) error {
 		if err != nil {
 			return err
 		}
-		log = e2eLog(model, tok)
+		// The run's output goes through the runner's process runner: kept
+		// in the cycle's log files, streamed live and uploaded, redacted.
+		res, err := c.Exec(ctx, proc.Cmd{Name: "build-and-run-ad", Args: []string{"cat"}, Stdin: strings.NewReader(e2eLog(model, tok))})
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(res.Stdout)
+		if err != nil {
+			return fmt.Errorf("read the run's log: %w", err)
+		}
+		log = string(b)
 		return nil
 	})
 	if err != nil {
