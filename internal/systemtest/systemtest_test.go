@@ -492,3 +492,55 @@ func closed() chan struct{} {
 	close(c)
 	return c
 }
+
+// TestFeedbackWhileBusy: remarks made while an update cycle runs wait for it
+// and then go out together as the next cycle; none is lost or answered twice.
+func TestFeedbackWhileBusy(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 71
+	key := bus.JobKey(owner, repo, issue)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	j := r.waitJob(issue, "the first cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+
+	release := make(chan struct{})
+	r.wf.slowDown(issue, release)
+	a := r.gh.AddComment(owner, repo, j.PR, maintainer, "A: rename the config file.")
+	r.deliver("issue_comment", server.NewDeliveryID(), issueComment(t, a, true, "MEMBER"))
+	select {
+	case <-r.wf.inSlow:
+	case <-time.After(wait):
+		t.Fatal("the update cycle never started")
+	}
+	b := r.gh.AddComment(owner, repo, j.PR, maintainer, "B: and add a unit test.")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, b, true, "MEMBER"))
+	r.deliverAndWait("pull_request_review", server.NewDeliveryID(),
+		review(t, j.PR, 890001, "changes_requested", "C: the footnote is missing.", j.HeadSHA, maintainer, "MEMBER"))
+	if j := r.job(issue); j.Cycle != 2 || len(j.PendingFeedback) != 2 {
+		t.Fatalf("while cycle 2 runs: cycle %d, pending %+v; want 2 remarks waiting", j.Cycle, j.PendingFeedback)
+	}
+	close(release)
+	j = r.waitJob(issue, "the next cycle to answer the waiting remarks", func(j *bus.Job) bool {
+		return j.Cycle == 3 && j.Status == bus.StatusWaitingReview
+	})
+	runs := r.wf.cycles(key)
+	if len(runs) != 3 {
+		t.Fatalf("%d cycles ran, want 3: %+v", len(runs), runs)
+	}
+	if want := []string{"A: rename the config file."}; !slices.Equal(runs[1].Feedback, want) {
+		t.Errorf("cycle 2 answered %q, want %q", runs[1].Feedback, want)
+	}
+	slices.Sort(runs[2].Feedback)
+	if want := []string{"B: and add a unit test.", "C: the footnote is missing."}; !slices.Equal(runs[2].Feedback, want) {
+		t.Errorf("cycle 3 answered %q, want %q", runs[2].Feedback, want)
+	}
+	if msg := git(t, r.remote, "log", "-1", "--format=%B", j.HeadSHA); !strings.Contains(msg, "B: and add a unit test.") || !strings.Contains(msg, "C: the footnote is missing.") {
+		t.Errorf("the last commit does not answer B and C:\n%s", msg)
+	}
+	if n := r.cyclesPublished(); n != 3 {
+		t.Errorf("%d cycles published, want 3", n)
+	}
+	if n := len(r.statusComments(issue)); n != 1 {
+		t.Errorf("%d status comments, want 1", n)
+	}
+}

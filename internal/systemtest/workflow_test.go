@@ -36,9 +36,9 @@ type cycleRun struct {
 type workflow struct {
 	mu   sync.Mutex
 	runs []cycleRun
-	// slow issues block in their e2e phase until the cycle is stopped, or,
-	// with a channel, until it is closed (the step ends on its own);
-	// entering the phase sends the issue on inSlow.
+	// slow issues block in their e2e or feedback phase until the cycle is
+	// stopped, or, with a channel, until it is closed (the step ends on its
+	// own); entering the phase sends the issue on inSlow.
 	slow   map[int]chan struct{}
 	inSlow chan int
 	// pushed tells the fake GitHub what the bare remote now holds.
@@ -177,6 +177,14 @@ func (w *workflow) answer(ctx context.Context, c *runners.Cycle) error {
 	return c.Phase(ctx, "feedback", func(ctx context.Context) error {
 		if len(c.Msg.Feedback) == 0 {
 			return errors.New("a feedback cycle without feedback")
+		}
+		if slow, release := w.isSlow(c.Msg.Issue); slow {
+			w.inSlow <- c.Msg.Issue
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-release:
+			}
 		}
 		var notes, msg strings.Builder
 		fmt.Fprintf(&notes, "## Cycle %d\n", c.Msg.Number)
