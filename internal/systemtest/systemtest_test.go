@@ -544,3 +544,33 @@ func TestFeedbackWhileBusy(t *testing.T) {
 		t.Errorf("%d status comments, want 1", n)
 	}
 }
+
+// TestQueuedBehindAnother: with its one GPU busy, the runner leaves the next
+// job queued, and that job's status comment says where it stands.
+func TestQueuedBehindAnother(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	release := make(chan struct{})
+	r.wf.slowDown(81, release)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, 81, "onboard "+qwen, maintainer, "MEMBER"))
+	select {
+	case <-r.wf.inSlow:
+	case <-time.After(wait):
+		t.Fatal("the first cycle never started")
+	}
+	r.deliverAndWait("issues", server.NewDeliveryID(), issueOpened(t, 82, "onboard "+qwen, maintainer, "MEMBER"))
+	j := r.job(82)
+	if j.Status != bus.StatusQueued || j.Runner != "" {
+		t.Fatalf("the second job is %s on %q while the only GPU is busy", j.Status, j.Runner)
+	}
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "⏳ queued") || !strings.Contains(sc.Body, "position 1 in the queue for 1 GPUs") {
+		t.Errorf("the queued job's status comment does not say where it stands:\n%s", sc.Body)
+	}
+	close(release)
+	for _, issue := range []int{81, 82} {
+		r.waitJob(issue, "its cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+	}
+	if prs := r.gh.PullRequests(owner, repo); len(prs) != 2 || prs[0].Head == prs[1].Head {
+		t.Errorf("pull requests %+v, want one per job", prs)
+	}
+}

@@ -103,6 +103,9 @@ func (w *workflow) onboard(ctx context.Context, c *runners.Cycle) error {
 	err := c.Phase(ctx, "registry", func(ctx context.Context) error {
 		f := filepath.Join(c.Worktree.Dir, "examples", "auto_deploy", "model_registry", "models.yaml")
 		entry := fmt.Sprintf("# --- Qwen3 (Apr 2025) ---\n- name: %s\n  yaml_extra: [dashboard_default.yaml, world_size_%d.yaml]\n", model, c.Msg.GPUs)
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "- name: "+model+"\n") {
+			return nil // made by an earlier cycle of the job
+		}
 		if err := appendFile(f, entry); err != nil {
 			return err
 		}
