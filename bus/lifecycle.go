@@ -61,7 +61,18 @@ func stage(j *Job, c Cycle) {
 // returned) or return ErrUnchanged to enqueue nothing. A terminal job refuses
 // with ErrJobEnded.
 func Enqueue(ctx context.Context, r *Resources, key string, kind CycleKind, feedback []Feedback, deliveryID string, check func(*Job) error) (*Job, error) {
-	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+	return enqueue(ctx, r, key, nil, 0, kind, feedback, deliveryID, check)
+}
+
+// EnqueueAt is Enqueue for job j as stored at revision rev (as CreateJob or
+// GetJob answered): it starts from a copy of j instead of reading the job
+// again, and reads it only when somebody wrote it since. j is not changed.
+func EnqueueAt(ctx context.Context, r *Resources, j *Job, rev uint64, kind CycleKind, feedback []Feedback, deliveryID string, check func(*Job) error) (*Job, error) {
+	return enqueue(ctx, r, j.Key, j.clone(), rev, kind, feedback, deliveryID, check)
+}
+
+func enqueue(ctx context.Context, r *Resources, key string, known *Job, rev uint64, kind CycleKind, feedback []Feedback, deliveryID string, check func(*Job) error) (*Job, error) {
+	j, rev, err := updateJob(ctx, r.Jobs, key, known, rev, func(j *Job) error {
 		if j.Status.Terminal() {
 			return fmt.Errorf("enqueue %s cycle for %s: %w", kind, key, ErrJobEnded)
 		}
@@ -76,12 +87,18 @@ func Enqueue(ctx context.Context, r *Resources, key string, kind CycleKind, feed
 	if err != nil {
 		return nil, err
 	}
-	return FlushOutbox(ctx, r, j)
+	return flushOutbox(ctx, r, j, rev)
 }
 
 // FlushOutbox publishes the cycle in j's outbox, if any, then clears it. It is
 // safe to call any number of times, from anywhere.
 func FlushOutbox(ctx context.Context, r *Resources, j *Job) (*Job, error) {
+	return flushOutbox(ctx, r, j, 0)
+}
+
+// flushOutbox is FlushOutbox for j as stored at revision rev (0: unknown),
+// which saves reading the job again to clear the outbox.
+func flushOutbox(ctx context.Context, r *Resources, j *Job, rev uint64) (*Job, error) {
 	if j.Outbox == nil {
 		return j, nil
 	}
@@ -89,13 +106,18 @@ func FlushOutbox(ctx context.Context, r *Resources, j *Job) (*Job, error) {
 	if err := PublishCycle(ctx, r.JS, c); err != nil {
 		return j, err
 	}
-	return UpdateJob(ctx, r.Jobs, j.Key, func(j *Job) error {
+	var known *Job
+	if rev != 0 {
+		known = j.clone()
+	}
+	j, _, err := updateJob(ctx, r.Jobs, j.Key, known, rev, func(j *Job) error {
 		if j.Outbox == nil || j.Outbox.Number != c.Number {
 			return ErrUnchanged
 		}
 		j.Outbox = nil
 		return nil
 	})
+	return j, err
 }
 
 // QueueFeedback hands review feedback to a job. While a cycle is queued or
@@ -105,7 +127,7 @@ func FlushOutbox(ctx context.Context, r *Resources, j *Job) (*Job, error) {
 // is not added twice. It reports whether a cycle was published.
 func QueueFeedback(ctx context.Context, r *Resources, key string, fb []Feedback, deliveryID string) (*Job, bool, error) {
 	published := false
-	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+	j, rev, err := updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
 		published = false
 		if j.Status.Terminal() {
 			return fmt.Errorf("queue feedback for %s: %w", key, ErrJobEnded)
@@ -135,7 +157,7 @@ func QueueFeedback(ctx context.Context, r *Resources, key string, fb []Feedback,
 	if err != nil {
 		return nil, false, err
 	}
-	j, err = FlushOutbox(ctx, r, j)
+	j, err = flushOutbox(ctx, r, j, rev)
 	return j, published, err
 }
 
@@ -154,7 +176,7 @@ func hasFeedback(list []Feedback, f Feedback) bool {
 // keeps its terminal status. Finishing a cycle that is not the job's newest, or
 // finishing it twice, changes nothing.
 func FinishCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
-	j, err := UpdateJob(ctx, r.Jobs, key, func(j *Job) error {
+	j, rev, err := updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
 		if j.Cycle != n {
 			return ErrUnchanged
 		}
@@ -183,5 +205,5 @@ func FinishCycle(ctx context.Context, r *Resources, key string, n int, status Jo
 	if err != nil {
 		return nil, err
 	}
-	return FlushOutbox(ctx, r, j)
+	return flushOutbox(ctx, r, j, rev)
 }

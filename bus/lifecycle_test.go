@@ -162,3 +162,47 @@ func TestFlushOutboxRepublishIsDeduplicated(t *testing.T) {
 		t.Fatal("PublishCycle accepted 3 GPUs")
 	}
 }
+
+// TestEnqueueAt: enqueueing from a job as created saves a read; a write made
+// meanwhile is not lost (the compare-and-swap fails and the job is read
+// again), and the job given is left as it was.
+func TestEnqueueAt(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx := context.Background()
+	for _, writeBetween := range []bool{false, true} {
+		key := bus.JobKey("NVIDIA", "TensorRT-LLM", map[bool]int{false: 1, true: 2}[writeBetween])
+		j := &bus.Job{Key: key, Owner: "NVIDIA", Repo: "TensorRT-LLM", Issue: 1, ModelID: "Qwen/Qwen3-0.6B", GPUs: 1,
+			Status: bus.StatusQueued, Posted: map[string]int64{"x": 1}}
+		rev, err := bus.CreateJob(ctx, r.Jobs, j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if writeBetween {
+			if _, err := bus.UpdateJob(ctx, r.Jobs, key, func(cur *bus.Job) error { cur.Note = "meanwhile"; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := bus.EnqueueAt(ctx, r, j, rev, bus.KindOnboard, nil, "d1", func(cur *bus.Job) error {
+			cur.Posted["y"] = 2
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _, err := bus.GetJob(ctx, r.Jobs, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range []*bus.Job{got, stored} {
+			if x.Cycle != 1 || x.Outbox != nil || x.Posted["y"] != 2 || (writeBetween && x.Note != "meanwhile") {
+				t.Errorf("write between %v: job = %+v", writeBetween, x)
+			}
+		}
+		if j.Cycle != 0 || len(j.Posted) != 1 {
+			t.Errorf("write between %v: EnqueueAt changed the job given: %+v", writeBetween, j)
+		}
+		if cs := drain(t, r, 1); len(cs) != 1 || cs[0].JobKey != key || cs[0].Number != 1 {
+			t.Errorf("write between %v: cycles = %+v", writeBetween, cs)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -187,35 +189,62 @@ var ErrUnchanged = errors.New("job unchanged")
 // and UpdateJob returns the job as read with a nil error; any other error
 // aborts and is returned.
 func UpdateJob(ctx context.Context, kv jetstream.KeyValue, key string, mutate func(*Job) error) (*Job, error) {
+	j, _, err := updateJob(ctx, kv, key, nil, 0, mutate)
+	return j, err
+}
+
+// updateJob is UpdateJob that, given known (the job as stored at revision
+// rev, which updateJob may change), tries it first instead of reading the job:
+// a read saved whenever nobody wrote the job since. It also returns the
+// revision of the job it returns.
+func updateJob(ctx context.Context, kv jetstream.KeyValue, key string, known *Job, rev uint64, mutate func(*Job) error) (*Job, uint64, error) {
 	for attempt := 0; ; attempt++ {
-		j, rev, err := GetJob(ctx, kv, key)
-		if err != nil {
-			return nil, err
+		j := known
+		if attempt > 0 || known == nil {
+			var err error
+			j, rev, err = GetJob(ctx, kv, key)
+			if err != nil {
+				return nil, 0, err
+			}
 		}
 		if err := mutate(j); errors.Is(err, ErrUnchanged) {
-			return j, nil
+			return j, rev, nil
 		} else if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		j.Updated = time.Now().UTC()
 		b, err := json.Marshal(j)
 		if err != nil {
-			return nil, fmt.Errorf("encode job %s: %w", key, err)
+			return nil, 0, fmt.Errorf("encode job %s: %w", key, err)
 		}
-		_, err = kv.Update(ctx, key, b, rev)
+		next, err := kv.Update(ctx, key, b, rev)
 		if err == nil {
-			return j, nil
+			return j, next, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return nil, fmt.Errorf("update job %s: %w", key, err)
+			return nil, 0, fmt.Errorf("update job %s: %w", key, err)
 		}
 		if attempt >= 50 {
-			return nil, fmt.Errorf("update job %s: gave up after %d conflicting writes", key, attempt+1)
+			return nil, 0, fmt.Errorf("update job %s: gave up after %d conflicting writes", key, attempt+1)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("update job %s: %w", key, ctx.Err())
+			return nil, 0, fmt.Errorf("update job %s: %w", key, ctx.Err())
 		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
 		}
 	}
+}
+
+// clone is a copy of j that shares nothing changeable with it.
+func (j *Job) clone() *Job {
+	c := *j
+	if j.Outbox != nil {
+		o := *j.Outbox
+		o.Feedback = slices.Clone(o.Feedback)
+		c.Outbox = &o
+	}
+	c.PendingFeedback = slices.Clone(j.PendingFeedback)
+	c.RunnerGPUs = slices.Clone(j.RunnerGPUs)
+	c.Posted = maps.Clone(j.Posted)
+	return &c
 }

@@ -152,7 +152,7 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 	idErr := hub.ValidateModelID(c.ModelID)
 	key := bus.JobKey(c.Owner, c.Repo, c.Issue)
 	createdHere := "cmd/" + c.DeliveryID + "/created"
-	existing, _, err := bus.GetJob(ctx, w.d.Bus.Jobs, key)
+	existing, rev, err := bus.GetJob(ctx, w.d.Bus.Jobs, key)
 	switch {
 	case errors.Is(err, bus.ErrNoJob):
 		existing = nil
@@ -196,12 +196,14 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		j = w.newJob(c, m, existing)
 		j.Posted = map[string]int64{createdHere: 1}
 		if existing == nil {
-			if _, err := bus.CreateJob(ctx, w.d.Bus.Jobs, j); errors.Is(err, jetstream.ErrKeyExists) {
+			rev, err = bus.CreateJob(ctx, w.d.Bus.Jobs, j)
+			if errors.Is(err, jetstream.ErrKeyExists) {
 				return fmt.Errorf("create job %s: another command made it meanwhile: %w", key, err)
 			} else if err != nil {
 				return err
 			}
 		} else {
+			rev = 0 // UpdateJob does not say
 			// The issue's last job ended: this request starts it over, keeping
 			// the cycle count so that cycle message ids stay unique.
 			prev := existing
@@ -228,14 +230,15 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		}
 		return st.reply(ctx, "remote-code", remoteCodeText(c.Actor, j))
 	}
-	return w.publishFirst(ctx, st, j, earlier)
+	return w.publishFirst(ctx, st, j, rev, earlier)
 }
 
 // publishFirst posts the status comment of j (queued, just written by this
 // delivery) as it will read once its first cycle is out, then records the
 // comment and queues the cycle in one compare-and-swap, and publishes it. The
-// comment is edited afterwards only if the job then reads differently.
-func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, earlier bool) error {
+// comment is edited afterwards only if the job then reads differently. rev is
+// the revision j was read or written at (0: unknown).
+func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, rev uint64, earlier bool) error {
 	var (
 		id     int64
 		posted bool
@@ -253,7 +256,7 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, earlie
 			return err
 		}
 	}
-	queued, err := bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, func(cur *bus.Job) error {
+	check := func(cur *bus.Job) error {
 		if cur.Cycle > j.Cycle {
 			return bus.ErrUnchanged // published by an earlier try of this delivery
 		}
@@ -261,7 +264,14 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, earlie
 			cur.StatusCommentID = id
 		}
 		return nil
-	})
+	}
+	var queued *bus.Job
+	var err error
+	if rev != 0 {
+		queued, err = bus.EnqueueAt(ctx, w.d.Bus, j, rev, bus.KindOnboard, nil, st.c.DeliveryID, check)
+	} else {
+		queued, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, check)
+	}
 	if errors.Is(err, bus.ErrJobEnded) {
 		// Cancelled meanwhile: keep the comment, and let it say so.
 		if id == 0 {
