@@ -171,6 +171,10 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if n := len(r.statusComments(issue)); n != 1 {
 		t.Errorf("%d status comments after the update, want 1", n)
 	}
+	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "👀 waiting for review") || !strings.Contains(sc.Body, "| Cycle | 2 |") {
+		t.Errorf("the status comment after the update cycle:\n%s", sc.Body)
+	}
 
 	// The same deliveries again (GitHub's redelivery keeps the GUID): nothing.
 	commands = r.commandsPublished()
@@ -539,6 +543,10 @@ func TestFeedbackWhileBusy(t *testing.T) {
 	}
 	if n := r.cyclesPublished(); n != 3 {
 		t.Errorf("%d cycles published, want 3", n)
+	}
+	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "👀 waiting for review") || !strings.Contains(sc.Body, "| Cycle | 3 |") {
+		t.Errorf("the status comment after the last cycle:\n%s", sc.Body)
 	}
 	if n := len(r.statusComments(issue)); n != 1 {
 		t.Errorf("%d status comments, want 1", n)
