@@ -2,11 +2,12 @@
 //
 // It starts the server in this process (embedded NATS with JetStream on a file
 // store in a temporary directory, the command worker) with a canned GitHub and
-// a fake HuggingFace Hub on loopback, served by a process of their own unless
-// -fakes inline, then runs itself again as a separate client process that
-// posts signed issues.opened deliveries, each for its own issue. The consumer
-// that reads what the server produces has its own NATS connection, as a
-// runner does. It measures, server side, the time from a request's arrival to
+// a fake HuggingFace Hub on loopback (in this process too, or with -fakes
+// process in one of their own), then runs itself again as a separate client
+// process that posts signed issues.opened deliveries, each for its own issue.
+// The consumer that reads what the server produces has its own NATS
+// connection, as a runner does, and like busy runners holds the last -ack-lag
+// messages unacknowledged. It measures, server side, the time from a request's arrival to
 // what it produces being readable by a consumer:
 //
 //	-mode full    arrival -> the onboarding cycle readable on adbot.cycles.gpus.1
@@ -20,7 +21,7 @@
 // To give the server two CPUs of its own on a larger host, pin it and send
 // the helpers elsewhere:
 //
-//	taskset -c 0,1 bench-intake -helper-cpus 2-15 -mode full -saturate -n 30000
+//	taskset -c 0,1 bench-intake -fakes process -helper-cpus 2-15 -mode full -saturate -n 30000
 package main
 
 import (
@@ -66,6 +67,9 @@ type options struct {
 	conns    int
 	workers  int
 	wait     time.Duration
+	// ackLag is how many messages the consumer holds before acknowledging the
+	// oldest.
+	ackLag int
 	// dir is where the store's temporary directory is made.
 	dir string
 	// cpuprofile is where the server process's CPU profile goes;
@@ -97,11 +101,12 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "concurrent client connections")
 	flag.IntVar(&o.workers, "workers", server.DefaultWorkers, "command worker goroutines (full mode)")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the last messages after sending")
+	flag.IntVar(&o.ackLag, "ack-lag", 256, "messages the consumer holds unacknowledged, as busy runners hold cycles (0: ack each at once)")
 	flag.StringVar(&o.dir, "dir", "", "parent `directory` of the JetStream store (default: the system temp dir)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write the server process's CPU profile to `file`")
 	flag.StringVar(&o.mutexprofile, "mutexprofile", "", "write the server process's lock-contention profile to `file`")
 	flag.StringVar(&o.blockprofile, "blockprofile", "", "write the server process's blocking profile to `file`")
-	flag.StringVar(&o.fakes, "fakes", "process", "where the canned GitHub and Hub run: process (their own) or inline (the server's process)")
+	flag.StringVar(&o.fakes, "fakes", "inline", "where the canned GitHub and Hub run: inline (the server's process) or process (their own)")
 	flag.StringVar(&o.helperCPUs, "helper-cpus", "", "pin the client and fakes processes to these `CPUs` (a taskset list, e.g. 2-15)")
 	flag.BoolVar(&o.client, "client", false, "internal: run as the sending client process")
 	flag.BoolVar(&o.fakesServe, "serve-fakes", false, "internal: run as the fakes process")
@@ -332,6 +337,7 @@ func runBench(o options) error {
 		received atomic.Int64
 		unknown  atomic.Int64
 	)
+	held := &ackQueue{lag: o.ackLag}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		now := time.Now()
 		var id string
@@ -346,7 +352,7 @@ func runBench(o options) error {
 				id = c.DeliveryID
 			}
 		}
-		_ = m.Ack()
+		held.ack(m)
 		v, ok := arrivals.Load(id)
 		if !ok {
 			unknown.Add(1)
@@ -409,6 +415,7 @@ func runBench(o options) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cc.Stop()
+	held.flush()
 	cancel()
 	if err := <-served; err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -488,6 +495,39 @@ func waitReady(ctx context.Context, url string) error {
 		}
 	}
 	return errors.New("server not ready within 30s")
+}
+
+// ackQueue acknowledges messages lag behind: a work-queue stream that a
+// consumer empties on every message makes nats-server remove and create the
+// stream's last block file each time (an open(2) and an unlink(2) per
+// message), which a stream of cycles waiting for busy runners never does.
+type ackQueue struct {
+	lag  int
+	mu   sync.Mutex
+	msgs []jetstream.Msg
+}
+
+func (q *ackQueue) ack(m jetstream.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	var old jetstream.Msg
+	if len(q.msgs) > q.lag {
+		old, q.msgs = q.msgs[0], q.msgs[1:]
+	}
+	q.mu.Unlock()
+	if old != nil {
+		_ = old.Ack()
+	}
+}
+
+// flush acknowledges the messages still held.
+func (q *ackQueue) flush() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.msgs {
+		_ = m.Ack()
+	}
+	q.msgs = nil
 }
 
 // helper is a command running this program again with args, pinned to
