@@ -141,26 +141,25 @@ func (l *logBuffer) String() string {
 
 // rig is one whole adbot: server, runner and the fakes around them.
 type rig struct {
-	t       *testing.T
-	gh      *fakegithub.Server
-	hub     *fakeHub
-	secret  string
-	hook    string
-	srv     *server.Server
-	res     *bus.Resources
-	remote  string
-	mirror  string
-	wf      *workflow
-	logs    *logBuffer
-	logger  zerolog.Logger
-	started time.Time
-	first   *runner
+	t      *testing.T
+	gh     *fakegithub.Server
+	hub    *fakeHub
+	secret string
+	hook   string
+	srv    *server.Server
+	res    *bus.Resources
+	remote string
+	mirror string
+	wf     *workflow
+	logs   *logBuffer
+	logger zerolog.Logger
+	first  *runner
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
-		remote: bareRemote(t), wf: newWorkflow(), started: time.Now()}
+		remote: bareRemote(t), wf: newWorkflow()}
 	// Checked last, once everything has stopped writing (cleanups run in reverse).
 	t.Cleanup(r.checkPromises)
 	r.gh.SetPermission(owner, repo, maintainer, "write")
