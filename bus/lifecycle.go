@@ -196,9 +196,11 @@ func FinishCycle(ctx context.Context, r *Resources, key string, n int, status Jo
 		j.Completed = time.Now().UTC()
 		j.Runner, j.RunnerGPUs = "", nil
 		j.Status, j.Note = status, note
-		if len(j.PendingFeedback) > 0 {
+		if k := len(j.PendingFeedback); k > 0 {
 			stage(j, NextCycle(j, KindFeedback, j.PendingFeedback, ""))
 			j.PendingFeedback = nil
+			// Say what the queued cycle is for, not only how the last one ended.
+			j.Note = fmt.Sprintf("answering %d remark%s made while cycle %d ran (it ended: %s)", k, plural(k), n, note)
 		}
 		return nil
 	})
