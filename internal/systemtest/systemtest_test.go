@@ -527,6 +527,11 @@ func TestFeedbackWhileBusy(t *testing.T) {
 	j = r.waitJob(issue, "the next cycle to answer the waiting remarks", func(j *bus.Job) bool {
 		return j.Cycle == 3 && j.Status == bus.StatusWaitingReview
 	})
+	if !slices.ContainsFunc(r.statusEdits(j.StatusCommentID), func(b string) bool {
+		return strings.Contains(b, "⏳ queued**: answering 2 remarks made while cycle 2 ran")
+	}) {
+		t.Error("between the cycles, the status comment never said the next cycle answers the 2 waiting remarks")
+	}
 	runs := r.wf.cycles(key)
 	if len(runs) != 3 {
 		t.Fatalf("%d cycles ran, want 3: %+v", len(runs), runs)
