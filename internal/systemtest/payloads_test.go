@@ -120,3 +120,13 @@ func botEcho(t *testing.T, c fakegithub.Comment, isPR bool) []byte {
 	}
 	return out
 }
+
+// pullClosed is pull_request.closed for pull request pr, merged or not, by user.
+func pullClosed(t *testing.T, pr int, merged bool, user string) []byte {
+	return payload(t, "pull_request.closed.json", func(m map[string]any) {
+		m["number"] = pr
+		p := obj(m, "pull_request")
+		p["number"], p["merged"], p["state"] = pr, merged, "closed"
+		person(obj(m, "sender"), user)
+	})
+}

@@ -47,6 +47,7 @@ const (
 	stranger     = "mallory" // no permission, NONE
 	qwen         = "Qwen/Qwen3-0.6B"
 	remoteCoder  = "acme/RemoteCoder-0.6B" // Qwen3-0.6B's answer with an auto_map
+	qwen8B       = "Qwen/Qwen3-8B"         // Qwen3-0.6B's answer with Qwen3-8B's size
 	wait         = 30 * time.Second        // the bound on every poll
 )
 
@@ -99,7 +100,15 @@ func newFakeHub(t *testing.T) *fakeHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	answers := map[string][]byte{"/api/models/" + qwen: api, "/api/models/" + remoteCoder: withAutoMap}
+	// Qwen3-8B's size (8,190,735,360 parameters) on the same answer: two GPUs.
+	delete(m["config"].(map[string]any), "auto_map")
+	m["id"], m["modelId"] = qwen8B, qwen8B
+	m["safetensors"] = map[string]any{"parameters": map[string]any{"BF16": 8190735360}, "total": 8190735360}
+	eightB, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string][]byte{"/api/models/" + qwen: api, "/api/models/" + remoteCoder: withAutoMap, "/api/models/" + qwen8B: eightB}
 	h := &fakeHub{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.requests.Add(1)

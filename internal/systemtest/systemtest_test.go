@@ -343,6 +343,16 @@ func TestRemoteCodeWaitsForProceed(t *testing.T) {
 	if len(r.gh.PullRequests(owner, repo)) != 1 {
 		t.Errorf("pull requests %+v, want one", r.gh.PullRequests(owner, repo))
 	}
+
+	// Merging the pull request ends the job.
+	r.gh.ClosePull(owner, repo, j.PR, true)
+	r.deliverAndWait("pull_request", server.NewDeliveryID(), pullClosed(t, j.PR, true, maintainer))
+	if j := r.job(issue); j.Status != bus.StatusDone || j.Note != "pull request merged" {
+		t.Errorf("after the merge: status %s, note %q", j.Status, j.Note)
+	}
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "✅ done") {
+		t.Errorf("the status comment does not say done:\n%s", sc.Body)
+	}
 }
 
 // TestCancelStopsRunningCycle: /onboard cancel while a runner works on a
@@ -585,5 +595,30 @@ func TestQueuedBehindAnother(t *testing.T) {
 	}
 	if prs := r.gh.PullRequests(owner, repo); len(prs) != 2 || prs[0].Head == prs[1].Head {
 		t.Errorf("pull requests %+v, want one per job", prs)
+	}
+}
+
+// TestTooBigForTheFleet: a model that needs more GPUs than any runner has
+// stays queued, and its status comment says why.
+func TestTooBigForTheFleet(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 91
+	r.poll("the runner to be online", func() bool {
+		_, err := r.res.Runners.Get(context.Background(), "gpu-host-1")
+		return err == nil
+	})
+	r.deliverAndWait("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen8B, maintainer, "MEMBER"))
+	j := r.job(issue)
+	if j == nil || j.GPUs != 2 || j.Status != bus.StatusQueued {
+		t.Fatalf("job = %+v, want one queued for 2 GPUs", j)
+	}
+	sc, _ := r.gh.Comment(j.StatusCommentID)
+	if !strings.Contains(sc.Body, "waiting for 2 free GPUs; 1 runner online, largest has 1: none can run it") {
+		t.Errorf("the status comment does not say why the job waits:\n%s", sc.Body)
+	}
+	time.Sleep(200 * time.Millisecond) // several admission rounds of the 1-GPU runner
+	if runs := r.wf.cycles(bus.JobKey(owner, repo, issue)); len(runs) != 0 {
+		t.Errorf("a 1-GPU runner ran a 2-GPU cycle: %+v", runs)
 	}
 }
