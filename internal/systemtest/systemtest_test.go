@@ -622,3 +622,36 @@ func TestTooBigForTheFleet(t *testing.T) {
 		t.Errorf("a 1-GPU runner ran a 2-GPU cycle: %+v", runs)
 	}
 }
+
+// TestRetryAfterFailure: a failed cycle says so in the status comment;
+// /onboard retry runs the job again on top of the work already pushed, once.
+func TestRetryAfterFailure(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 101
+	r.wf.mu.Lock()
+	r.wf.failOnce[issue] = true
+	r.wf.mu.Unlock()
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	j := r.waitJob(issue, "the first cycle to fail", func(j *bus.Job) bool { return j.Status == bus.StatusFailed })
+	if !strings.Contains(j.Note, "out of memory") {
+		t.Errorf("the failed job's note %q does not say why", j.Note)
+	}
+	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "❌ failed") || !strings.Contains(sc.Body, "out of memory") {
+		t.Errorf("the status comment does not say the cycle failed and why:\n%s", sc.Body)
+	}
+	retry := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard retry")
+	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, retry, false, "MEMBER"))
+	j = r.waitJob(issue, "the retried cycle to finish", func(j *bus.Job) bool { return j.Cycle == 2 && j.Status == bus.StatusWaitingReview })
+	runs := r.wf.cycles(bus.JobKey(owner, repo, issue))
+	if len(runs) != 2 || runs[0].Err == nil || runs[1].Kind != bus.KindRetry || runs[1].Err != nil {
+		t.Errorf("cycles %+v, want a failed one and a retry that succeeded", runs)
+	}
+	if n := strings.Count(git(t, r.remote, "show", j.HeadSHA+":examples/auto_deploy/model_registry/models.yaml"), "- name: "+qwen+"\n"); n != 1 {
+		t.Errorf("the pushed registry has %d entries for %s, want 1", n, qwen)
+	}
+	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 || prs[0].Number != j.PR {
+		t.Errorf("pull requests %+v, want one, the job's", prs)
+	}
+}
