@@ -162,7 +162,10 @@ type rig struct {
 	wf     *workflow
 	logs   *logBuffer
 	logger zerolog.Logger
-	first  *runner
+	cfg    server.Config
+	// stopServer stops the server now serving (once).
+	stopServer func()
+	first      *runner
 }
 
 func newRig(t *testing.T) *rig {
@@ -186,7 +189,7 @@ func newRig(t *testing.T) *rig {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.NATS.Embedded.Host = "127.0.0.1"
-	cfg.NATS.Embedded.Port = -1
+	cfg.NATS.Embedded.Port = freePort(t) // fixed, so runners find it again after a restart
 	cfg.GitHub.AppID = fakegithub.DefaultAppID
 	cfg.GitHub.PrivateKey = appKey(t)
 	cfg.GitHub.WebhookSecret = r.secret
@@ -195,7 +198,21 @@ func newRig(t *testing.T) *rig {
 	cfg.Sweeper.Disabled = true
 	cfg.Server.MetricsAddress = "off"
 	cfg.Workers = 4
-	srv, err := server.New(cfg, server.WithLogger(logger))
+	r.cfg = cfg
+	r.logger = logger
+	t.Cleanup(func() { r.stopServer() })
+	r.startServer()
+	t.Cleanup(r.checkLogStore)
+	r.first = r.startRunner("gpu-host-1")
+	r.mirror = r.first.mirror
+	return r
+}
+
+// startServer builds and serves adbot serve from r.cfg on a loopback port.
+func (r *rig) startServer() {
+	t := r.t
+	t.Helper()
+	srv, err := server.New(r.cfg, server.WithLogger(r.logger))
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -207,20 +224,23 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r.hook = "http://" + ln.Addr().String() + server.WebhookRoute
-	sctx, stopServer := context.WithCancel(logger.With().Str("side", "server").Logger().WithContext(context.Background()))
+	ctx, cancel := context.WithCancel(r.logger.With().Str("side", "server").Logger().WithContext(context.Background()))
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stopServer()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	r.stopServer = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Serve did not return within 20s of cancel")
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Serve did not return within 20s of cancel")
-		}
-	})
+		})
+	}
 	ready := "http://" + ln.Addr().String() + server.ReadyRoute
 	r.poll("the server to be ready", func() bool {
 		resp, err := http.Get(ready)
@@ -230,12 +250,24 @@ func newRig(t *testing.T) *rig {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
 
-	r.logger = logger
-	t.Cleanup(r.checkLogStore)
-	r.first = r.startRunner("gpu-host-1")
-	r.mirror = r.first.mirror
-	return r
+// restartServer stops the server and starts it again on the same data
+// directory and NATS port, as a deploy does.
+func (r *rig) restartServer() {
+	r.t.Helper()
+	r.stopServer()
+	r.startServer()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // runner is one runner daemon of the rig.

@@ -655,3 +655,34 @@ func TestRetryAfterFailure(t *testing.T) {
 		t.Errorf("pull requests %+v, want one, the job's", prs)
 	}
 }
+
+// TestServerRestartLosesNothing: a request accepted while the Hub is down is
+// still carried out after the server restarts, once.
+func TestServerRestartLosesNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	const issue = 111
+	r.hub.unavailable.Store(1 << 30)
+	r.deliver("issues", server.NewDeliveryID(), issueOpened(t, issue, "onboard "+qwen, maintainer, "MEMBER"))
+	r.poll("the worker to have tried the Hub", func() bool { return r.hub.requests.Load() > 0 })
+	if j := r.job(issue); j != nil {
+		t.Fatalf("a job before the Hub answered: %+v", j)
+	}
+	r.restartServer()
+	r.hub.unavailable.Store(0)
+	j := r.waitJob(issue, "the request to be carried out after the restart", func(j *bus.Job) bool {
+		return j.Status == bus.StatusWaitingReview
+	})
+	if n := len(r.statusComments(issue)); n != 1 || j.Cycle != 1 || len(r.wf.cycles(j.Key)) != 1 {
+		t.Errorf("%d status comments, job at cycle %d, %d cycles run; want 1, 1, 1", n, j.Cycle, len(r.wf.cycles(j.Key)))
+	}
+	eyes := 0
+	for _, re := range r.gh.Reactions(owner, repo, issue) {
+		if re.Content == "eyes" {
+			eyes++
+		}
+	}
+	if eyes != 1 {
+		t.Errorf("%d 👀 on the issue, want 1", eyes)
+	}
+}
