@@ -334,8 +334,18 @@ func TestRemoteCodeWaitsForProceed(t *testing.T) {
 		t.Fatalf("%d cycles published, %d run before a maintainer's proceed", n, len(r.wf.cycles(key)))
 	}
 
+	strangers := proceed
 	proceed = r.gh.AddComment(owner, repo, issue, maintainer, "/onboard proceed")
 	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, proceed, false, "MEMBER"))
+	var heard []int64
+	for _, re := range r.gh.Reactions(owner, repo, issue) {
+		if re.Content == "eyes" && re.CommentID != 0 {
+			heard = append(heard, re.CommentID)
+		}
+	}
+	if !slices.Equal(heard, []int64{proceed.ID}) {
+		t.Errorf("👀 on comments %v, want on the maintainer's proceed %d alone (not the stranger's %d)", heard, proceed.ID, strangers.ID)
+	}
 	j = r.waitJob(issue, "the approved cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
 	if runs := r.wf.cycles(key); len(runs) != 1 || j.Cycle != 1 || r.cyclesPublished() != 1 {
 		t.Errorf("cycles %+v, job at %d, %d published; want exactly one", runs, j.Cycle, r.cyclesPublished())
