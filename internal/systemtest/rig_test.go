@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,6 +496,22 @@ func (r *rig) checkPromises() {
 	secrets := []string{r.secret}
 	for _, tr := range r.gh.TokenRequests() {
 		secrets = append(secrets, tr.Token)
+	}
+	// Runners' tokens (the ones that name permissions) are scoped to the
+	// job's one repository and to what reporting and pushing need.
+	allowed := map[string]bool{"contents": true, "issues": true, "pull_requests": true, "checks": true}
+	for _, tr := range r.gh.TokenRequests() {
+		if tr.Permissions == nil {
+			continue // the server's own installation client
+		}
+		if !slices.Equal(tr.Repositories, []string{repo}) || len(tr.RepositoryIDs) != 0 {
+			t.Errorf("a runner's token is not scoped to %s alone: %v %v", repo, tr.Repositories, tr.RepositoryIDs)
+		}
+		for p, level := range tr.Permissions {
+			if !allowed[p] || (level != "read" && level != "write") {
+				t.Errorf("a runner's token grants %s:%s", p, level)
+			}
+		}
 	}
 	keyBody := strings.Join(strings.Split(appKey(t), "\n")[1:3], "")
 	secrets = append(secrets, keyBody[:40])

@@ -257,6 +257,9 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if n := len(r.wf.cycles(key)); n != 2 {
 		t.Errorf("%d cycles ran, want 2", n)
 	}
+	if !slices.ContainsFunc(r.gh.TokenRequests(), func(tr fakegithub.TokenRequest) bool { return tr.Permissions["pull_requests"] == "write" }) {
+		t.Error("the runner never got its reporting token from the server's broker")
+	}
 	if n := len(r.statusComments(issue)); n != 1 {
 		t.Errorf("%d status comments at the end, want 1", n)
 	}
