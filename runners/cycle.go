@@ -429,11 +429,8 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var keep sync.WaitGroup
-	keep.Add(1)
-	go func() {
-		defer keep.Done()
-		r.keepAlive(wctx, cancel, msg, lease, ackWait)
-	}()
+	keep.Go(func() { r.keepAlive(wctx, cancel, msg, lease, ackWait) })
+	keep.Go(func() { r.watchJob(wctx, cancel, key) })
 	defer keep.Wait()
 	defer cancel(nil)
 
@@ -655,6 +652,41 @@ func (r *Runner) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, 
 			return
 		}
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("renew lease: will retry")
+	}
+}
+
+// watchJob stops the cycle (cancels ctx with bus.ErrJobEnded) the moment the
+// job's record turns terminal, e.g. on /onboard cancel, so a running step is
+// not left to finish its work. keepAlive's periodic look stays as the fallback
+// should the watch break.
+func (r *Runner) watchJob(ctx context.Context, cancel context.CancelCauseFunc, key string) {
+	w, err := r.res.Jobs.Watch(ctx, key, jetstream.UpdatesOnly())
+	if err != nil {
+		if ctx.Err() == nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("watch job: cancellation is noticed at the next lease renewal instead")
+		}
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var j bus.Job
+			if json.Unmarshal(e.Value(), &j) != nil || !j.Status.Terminal() {
+				continue
+			}
+			zerolog.Ctx(ctx).Info().Str("status", string(j.Status)).Msg("job ended while its cycle ran: stopping it")
+			cancel(fmt.Errorf("job %s is %s: %w", key, j.Status, bus.ErrJobEnded))
+			return
+		}
 	}
 }
 
