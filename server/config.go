@@ -71,11 +71,12 @@ const (
 
 	// DefaultTokenTimeout bounds one token request, GitHub round trip included.
 	DefaultTokenTimeout = 15 * time.Second
-	// DefaultWorkers is the number of command worker goroutines. Each carries
-	// out one command at a time and spends most of it waiting on GitHub, the
-	// Hub and JetStream: 16 keep a 500/s burst under 20 ms at p99 on two cores
-	// (docs/BENCHMARKS.md, "Webhook intake").
-	DefaultWorkers = 16
+	// DefaultWorkers is how many commands the command worker carries out at
+	// once. Each spends most of its time waiting on GitHub, the Hub and
+	// JetStream: 32 sustain about 3,000 onboard commands a second on two
+	// cores and keep a 500/s burst under 20 ms at p99 (docs/BENCHMARKS.md,
+	// "Webhook intake"), well under GitHub's 100 concurrent requests.
+	DefaultWorkers = 32
 	// DefaultNATSReadyPoll is how often start-up looks whether the embedded
 	// nats-server accepts clients yet.
 	DefaultNATSReadyPoll = 100 * time.Millisecond
