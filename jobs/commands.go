@@ -265,12 +265,12 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, rev ui
 		}
 		return nil
 	}
-	var queued *bus.Job
+	var out *bus.Job
 	var err error
 	if rev != 0 {
-		queued, err = bus.EnqueueAt(ctx, w.d.Bus, j, rev, bus.KindOnboard, nil, st.c.DeliveryID, check)
+		out, err = bus.EnqueueAt(ctx, w.d.Bus, j, rev, bus.KindOnboard, nil, st.c.DeliveryID, check)
 	} else {
-		queued, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, check)
+		out, err = bus.Enqueue(ctx, w.d.Bus, j.Key, bus.KindOnboard, nil, st.c.DeliveryID, check)
 	}
 	if errors.Is(err, bus.ErrJobEnded) {
 		// Cancelled meanwhile: keep the comment, and let it say so.
@@ -285,16 +285,16 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, rev ui
 	if err != nil {
 		return err
 	}
-	if id != 0 && queued.StatusCommentID == 0 {
+	if id != 0 && out.StatusCommentID == 0 {
 		// An earlier try queued the cycle without this comment.
-		if err := w.recordStatusComment(ctx, queued, id); err != nil {
+		if err := w.recordStatusComment(ctx, out, id); err != nil {
 			return err
 		}
 	}
-	if posted && queued.StatusCommentID == id && sameView(&staged, queued) && w.queueOf(ctx, queued) == q {
+	if posted && out.StatusCommentID == id && sameView(&staged, out) && w.queueOf(ctx, out) == q {
 		return nil // it already reads right
 	}
-	return w.refreshStatus(ctx, st.gh, queued)
+	return w.refreshStatus(ctx, st.gh, out)
 }
 
 // sameView reports whether the status comments of a and b read the same: the

@@ -126,14 +126,15 @@ type rig struct {
 }
 
 func newRig(t testing.TB, settle time.Duration) *rig {
-	return newRigLevel(t, settle, zerolog.DebugLevel, 1)
+	return newRigLevel(t, settle, zerolog.DebugLevel, 1, 1)
 }
 
 // newBenchRig is a rig that logs only errors.
-func newBenchRig(b *testing.B) *rig { return newRigLevel(b, -1, zerolog.ErrorLevel, 1) }
+func newBenchRig(b *testing.B) *rig { return newRigLevel(b, -1, zerolog.ErrorLevel, 1, 1) }
 
-// newRigLevel starts workers command workers on one consumer, as the server does.
-func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level, workers int) *rig {
+// newRigLevel starts workers command workers on one consumer, each carrying
+// out concurrency commands at once (the server runs one worker).
+func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level, workers, concurrency int) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t)}
 	_, _, r.res = bustest.Start(t)
@@ -150,7 +151,7 @@ func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level, worker
 	for range workers {
 		w := jobs.NewWorker(jobs.WorkerDeps{
 			Clients: cc, Bus: r.res, Hub: &hub.Client{Endpoint: r.hub.srv.URL},
-			FeedbackSettle: settle, MinRetryDelay: 20 * time.Millisecond,
+			FeedbackSettle: settle, MinRetryDelay: 20 * time.Millisecond, Concurrency: concurrency,
 		})
 		go func() { done <- w.Run(ctx) }()
 	}
@@ -657,11 +658,22 @@ func TestGitHubOutageRetriesCommand(t *testing.T) {
 	}
 }
 
-// TestConcurrentWorkers: several workers share the consumer, as in the
-// server; a burst of events about one issue still makes one job and one
-// status comment.
+// TestConcurrentWorkers: several workers share the consumer, or one worker
+// carries out several commands at once, as in the server; a burst of events
+// about one issue still makes one job and one status comment.
 func TestConcurrentWorkers(t *testing.T) {
-	r := newRigLevel(t, -1, zerolog.InfoLevel, 3)
+	for _, tt := range []struct {
+		name                 string
+		workers, concurrency int
+	}{
+		{"three workers", 3, 1},
+		{"one worker, three at once", 1, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testBurst(t, newRigLevel(t, -1, zerolog.InfoLevel, tt.workers, tt.concurrency)) })
+	}
+}
+
+func testBurst(t *testing.T, r *rig) {
 	ctx := context.Background()
 	var cmds []bus.Command
 	for _, ev := range []string{"issues.opened", "issues.labeled", "issues.edited"} {
