@@ -102,7 +102,7 @@ type Config struct {
 	TriggerLabel string `yaml:"trigger_label"`
 	// Sweeper configures the redelivery of failed webhook deliveries.
 	Sweeper SweeperConfig `yaml:"sweeper"`
-	// Workers is the number of command worker goroutines in this process.
+	// Workers is how many commands this process carries out at once.
 	Workers int `yaml:"workers"`
 	// Logging configures the process log.
 	Logging LoggingConfig `yaml:"logging"`

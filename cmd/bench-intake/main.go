@@ -99,7 +99,7 @@ func main() {
 	flag.BoolVar(&o.saturate, "saturate", false, "send -n deliveries as fast as -conns connections allow")
 	flag.IntVar(&o.n, "n", 20000, "deliveries to send (saturation mode)")
 	flag.IntVar(&o.conns, "conns", 64, "concurrent client connections")
-	flag.IntVar(&o.workers, "workers", server.DefaultWorkers, "command worker goroutines (full mode)")
+	flag.IntVar(&o.workers, "workers", server.DefaultWorkers, "commands the worker carries out at once (full mode)")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the last messages after sending")
 	flag.IntVar(&o.ackLag, "ack-lag", 256, "messages the consumer holds unacknowledged, as busy runners hold cycles (0: ack each at once)")
 	flag.StringVar(&o.dir, "dir", "", "parent `directory` of the JetStream store (default: the system temp dir)")
