@@ -489,12 +489,32 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		}
 	}
 
-	if err := r.mirror.Fetch(wctx); err != nil {
+	// stopEnded finishes a cycle whose job was cancelled or ended under it.
+	stopEnded := func(err error) {
+		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
+		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
+			log.Warn().Err(ferr).Msg("record end of stopped cycle")
+		}
+		releaseLease()
+		_ = msg.Ack()
+	}
+	jobEnded := func(err error) bool {
+		return errors.Is(context.Cause(wctx), bus.ErrJobEnded) || errors.Is(err, bus.ErrJobEnded)
+	}
+
+	if err := r.mirror.Fetch(wctx); jobEnded(err) {
+		stopEnded(err)
+		return
+	} else if err != nil {
 		log.Error().Err(err).Msg("fetch mirror: cycle given back")
 		giveBack("runner "+cy.Runner+" could not fetch its mirror; given back", 30*time.Second)
 		return
 	}
 	wt, err := r.mirror.Add(wctx, jp.Branch)
+	if err != nil && jobEnded(err) {
+		stopEnded(err)
+		return
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("make worktree: cycle given back")
 		giveBack("runner "+cy.Runner+" could not make a worktree; given back", time.Minute)
@@ -519,13 +539,8 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Warn().Err(err).Msg("forced stop: cycle given back for another runner")
 		giveBack("runner "+cy.Runner+" was stopped; given back for another runner", 0)
 		return
-	case errors.Is(cause, bus.ErrJobEnded) || errors.Is(err, bus.ErrJobEnded):
-		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
-		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
-			log.Warn().Err(ferr).Msg("record end of stopped cycle")
-		}
-		releaseLease()
-		_ = msg.Ack()
+	case jobEnded(err):
+		stopEnded(err)
 		return
 	case errors.Is(cause, ErrLeaseLost) || errors.Is(err, ErrLeaseLost):
 		log.Error().Err(err).Msg("lease lost: another runner has the job; stopping")

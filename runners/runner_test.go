@@ -458,13 +458,21 @@ func TestCancelledJobStopsItsCycle(t *testing.T) {
 	e := newEnv(t)
 	key := e.addJob(9, 1)
 	stopped := make(chan error, 1)
+	started := make(chan struct{})
 	wf := runners.WorkflowFunc(func(ctx context.Context, c *runners.Cycle) error {
+		close(started)
 		_, err := c.Exec(ctx, proc.Cmd{Name: "sleep", Args: []string{"sleep", "60"}})
 		stopped <- err
 		return err
 	})
 	e.start("a", gputest.H100(1), wf)
-	waitFor(t, 10*time.Second, "the cycle to start", func() bool { return e.job(key).Status == bus.StatusRunning })
+	// Cancel once the workflow runs: a cancel that lands earlier (while the
+	// worktree is made) stops the cycle before any process starts.
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cycle's workflow did not start")
+	}
 	if _, err := bus.UpdateJob(context.Background(), e.res.Jobs, key, func(j *bus.Job) error { j.Status = bus.StatusCancelled; return nil }); err != nil {
 		t.Fatal(err)
 	}
