@@ -92,19 +92,25 @@ func (s JobStatus) Terminal() bool { return s == StatusCancelled || s == StatusD
 // Job is the state of one onboarding job, stored in JobBucket and changed only
 // through UpdateJob.
 type Job struct {
-	Key            string    `json:"key"`
-	Owner          string    `json:"owner"`
-	Repo           string    `json:"repo"`
-	Issue          int       `json:"issue"`
-	InstallationID int64     `json:"installation_id"`
-	ModelID        string    `json:"model_id"`
-	Revision       string    `json:"revision,omitempty"`
-	Architecture   string    `json:"architecture,omitempty"`
-	Params         int64     `json:"params,omitempty"`
-	GPUs           int       `json:"gpus"`
-	RemoteCode     bool      `json:"remote_code,omitempty"`
-	Requester      string    `json:"requester"`
-	Status         JobStatus `json:"status"`
+	Key            string `json:"key"`
+	Owner          string `json:"owner"`
+	Repo           string `json:"repo"`
+	Issue          int    `json:"issue"`
+	InstallationID int64  `json:"installation_id"`
+	ModelID        string `json:"model_id"`
+	Revision       string `json:"revision,omitempty"`
+	Architecture   string `json:"architecture,omitempty"`
+	Params         int64  `json:"params,omitempty"`
+	// ParamsSource says where Params came from: "safetensors" (the Hub's
+	// safetensors summary) or "config" (estimated from config.json); empty
+	// when the size is unknown (or for a job written before it was recorded).
+	ParamsSource string `json:"params_source,omitempty"`
+	// ParamsNote says why the size is unknown, as the estimator put it.
+	ParamsNote string    `json:"params_note,omitempty"`
+	GPUs       int       `json:"gpus"`
+	RemoteCode bool      `json:"remote_code,omitempty"`
+	Requester  string    `json:"requester"`
+	Status     JobStatus `json:"status"`
 	// Phase is the last onboarding phase recorded as complete in the current cycle.
 	Phase string `json:"phase,omitempty"`
 	// Cycle is the number of the newest cycle published for the job.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/onboarding/hub"
+	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
 // The bot's replies. Each begins with [AGENT]. Text from a payload appears
@@ -105,7 +106,8 @@ func statusText(user string, j *bus.Job, q queued) string {
 		fmt.Fprintf(&b, " Last phase done: %s.", j.Phase)
 	}
 	if q.Position > 0 {
-		fmt.Fprintf(&b, " %d cycle(s) for %d GPUs wait ahead or with it.", q.Position, j.GPUs)
+		fmt.Fprintf(&b, " %s for %s %s ahead or with it.", statuscomment.Count(q.Position, "cycle"),
+			statuscomment.Count(j.GPUs, "GPU"), waits(q.Position))
 	}
 	if q.Reason != "" && !strings.HasPrefix(j.Note, "waiting for") {
 		fmt.Fprintf(&b, " It is %s.", q.Reason)
@@ -117,10 +119,19 @@ func statusText(user string, j *bus.Job, q queued) string {
 		fmt.Fprintf(&b, " Pull request #%d.", j.PR)
 	}
 	if len(j.PendingFeedback) > 0 {
-		fmt.Fprintf(&b, " %d review remark(s) wait for the next cycle.", len(j.PendingFeedback))
+		n := len(j.PendingFeedback)
+		fmt.Fprintf(&b, " %s %s for the next cycle.", statuscomment.Count(n, "review remark"), waits(n))
 	}
 	b.WriteString(" The status comment above has the details.")
 	return b.String()
+}
+
+// waits agrees with a count: "1 cycle waits", "2 cycles wait".
+func waits(n int) string {
+	if n == 1 {
+		return "waits"
+	}
+	return "wait"
 }
 
 func untestedApprovalText(user, approved, tested string) string {

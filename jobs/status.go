@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
-	"github.com/nvidia/adbot/onboarding/sizing"
 	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
@@ -24,12 +23,6 @@ func (w *Worker) view(ctx context.Context, j *bus.Job) string {
 	q := w.queueOf(ctx, j)
 	v.QueuePosition = q.Position
 	v.Note = withReason(v.Note, q.Reason)
-	if j.Params == 0 {
-		v.SizeNote = "the Hub reports no safetensors parameter count"
-		v.GPUNote = "size unknown: assumed the largest"
-	} else if _, note := sizing.WorldSize(j.Params); note != "" {
-		v.GPUNote = note
-	}
 	return statuscomment.Render(v)
 }
 

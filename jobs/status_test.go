@@ -39,7 +39,7 @@ func TestOnboardPostsStatusOnce(t *testing.T) {
 		t.Errorf("%d edits of the status comment, want 0", n)
 	}
 	c, ok := r.gh.Comment(j.StatusCommentID)
-	if !ok || !strings.Contains(c.Body, "| Cycle | 1 |") || !strings.Contains(c.Body, "(position 1 in the queue for 1 GPUs)") {
+	if !ok || !strings.Contains(c.Body, "| Cycle | 1 |") || !strings.Contains(c.Body, "(position 1 in the queue for 1 GPU)") {
 		t.Errorf("status comment = %q, want it to show cycle 1, queued first", c.Body)
 	}
 }
@@ -106,14 +106,14 @@ func TestQueuedShowsWhy(t *testing.T) {
 	r.send(bus.Command{Kind: bus.CmdStatus, Event: "issue_comment.created", InstallationID: 1, Issue: 2, Actor: maint})
 	bodies := r.bodies(2)
 	last := bodies[len(bodies)-1]
-	if !strings.Contains(last, "It is "+why+".") || !strings.Contains(last, "1 cycle(s) for 4 GPUs") {
+	if !strings.Contains(last, "It is "+why+".") || !strings.Contains(last, "1 cycle for 4 GPUs waits") {
 		t.Errorf("status reply = %q, want the wait reason and the queue", last)
 	}
 	// A job that is not queued shows neither.
 	r.setJob(2, func(j *bus.Job) { j.Status, j.Runner = bus.StatusRunning, "big" })
 	r.send(bus.Command{Kind: bus.CmdStatus, Event: "issue_comment.created", InstallationID: 1, Issue: 2, Actor: maint})
 	bodies = r.bodies(2)
-	if last := bodies[len(bodies)-1]; strings.Contains(last, "waiting for") || strings.Contains(last, "cycle(s) for") {
+	if last := bodies[len(bodies)-1]; strings.Contains(last, "waiting for") || strings.Contains(last, "for 4 GPUs wait") {
 		t.Errorf("status reply of a running job = %q", last)
 	}
 	if c, _ := r.gh.Comment(j.StatusCommentID); strings.Contains(c.Body, "waiting for") {

@@ -83,7 +83,7 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if body := sc[0].Body; !strings.Contains(body, "waiting for review") || !strings.Contains(body, "- [x] Pull request") || !strings.Contains(body, "#"+itoa(j.PR)) {
 		t.Errorf("status comment after the cycle:\n%s", body)
 	}
-	if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, "`gpu-host-1`, GPUs 0") }) {
+	if !slices.ContainsFunc(edits, func(b string) bool { return strings.Contains(b, "`gpu-host-1`, GPU 0") }) {
 		t.Error("the status comment never named the runner and its GPU")
 	}
 	if objs, err := r.res.Logs.List(context.Background()); err != nil {
@@ -599,7 +599,7 @@ func TestQueuedBehindAnother(t *testing.T) {
 	if j.Status != bus.StatusQueued || j.Runner != "" {
 		t.Fatalf("the second job is %s on %q while the only GPU is busy", j.Status, j.Runner)
 	}
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "⏳ queued") || !strings.Contains(sc.Body, "position 1 in the queue for 1 GPUs") {
+	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "⏳ queued") || !strings.Contains(sc.Body, "position 1 in the queue for 1 GPU)") {
 		t.Errorf("the queued job's status comment does not say where it stands:\n%s", sc.Body)
 	}
 	close(release)

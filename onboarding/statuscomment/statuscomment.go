@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/onboarding/sizing"
 )
 
 // Prefix begins every comment the bot writes.
@@ -128,8 +129,32 @@ func FromJob(j *bus.Job, current string, now time.Time) View {
 	} else {
 		v.Completed = time.Time{}
 	}
+	v.SizeNote, v.GPUNote = sizeNotes(j)
 	v.Phases = Checklist(DefaultPhases, donePhases(j), current, j.Status == bus.StatusFailed)
 	return v
+}
+
+// sizeNotes says where j's parameter count came from, or why it is unknown,
+// and explains a GPU count the workflow's rule does not settle by itself.
+func sizeNotes(j *bus.Job) (size, gpus string) {
+	if j.Params <= 0 {
+		size = j.ParamsNote
+		if size == "" {
+			size = "the Hub reports no safetensors parameter count"
+		}
+		if j.GPUs > 0 {
+			gpus = "size unknown: assumed the largest"
+		}
+		return size, gpus
+	}
+	switch j.ParamsSource {
+	case sizing.SourceSafetensors:
+		size = "Hub safetensors"
+	case sizing.SourceConfig:
+		size = "estimated from config.json"
+	}
+	_, gpus = sizing.WorldSize(j.Params)
+	return size, gpus
 }
 
 // donePhases returns the phases recorded done in j's newest cycle, oldest first.
@@ -244,7 +269,7 @@ func Render(v View) string {
 	}
 	size := ""
 	if v.Params > 0 {
-		size = Params(v.Params) + " parameters"
+		size = Params(v.Params) + " " + plural(v.Params, "parameter")
 	} else if v.ModelID != "" {
 		size = "unknown"
 	}
@@ -272,14 +297,14 @@ func Render(v View) string {
 			st += ": " + v.Note
 		}
 		if v.QueuePosition > 0 && v.Status == bus.StatusQueued {
-			st += fmt.Sprintf(" (position %d in the queue for %d GPUs)", v.QueuePosition, v.GPUs)
+			st += fmt.Sprintf(" (position %d in the queue for %s)", v.QueuePosition, Count(v.GPUs, "GPU"))
 		}
 	}
 	row("Status", st)
 	if v.Runner != "" {
 		r := fmt.Sprintf("`%s`", v.Runner)
 		if len(v.RunnerGPUs) > 0 {
-			r += ", GPUs " + joinInts(v.RunnerGPUs)
+			r += ", " + plural(len(v.RunnerGPUs), "GPU") + " " + joinInts(v.RunnerGPUs)
 		}
 		row("Runner", r)
 	}
@@ -347,6 +372,20 @@ func Params(n int64) string {
 		return trimZeros(fmt.Sprintf("%.1f", float64(n)/1e3)) + "K"
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// Count renders n things: "1 GPU", "4 GPUs", "0 remarks". noun is the
+// singular; its plural adds an s.
+func Count[N int | int64](n N, noun string) string {
+	return fmt.Sprintf("%d %s", n, plural(n, noun))
+}
+
+// plural is noun for one, noun+"s" for any other count.
+func plural[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 func trimZeros(s string) string {

@@ -118,3 +118,48 @@ func TestCellEscapes(t *testing.T) {
 		t.Errorf("note not kept in its cell:\n%s", got)
 	}
 }
+
+func TestSizeNotes(t *testing.T) {
+	tests := []struct {
+		name       string
+		job        bus.Job
+		size, gpus string
+	}{
+		{"safetensors", bus.Job{Params: 751632384, ParamsSource: "safetensors", GPUs: 1}, "Hub safetensors", ""},
+		{"estimated", bus.Job{Params: 8030261248, ParamsSource: "config", GPUs: 2}, "estimated from config.json", ""},
+		{"in the 15-20B gap", bus.Job{Params: 17e9, ParamsSource: "config", GPUs: 4}, "estimated from config.json",
+			"17.0B falls in the 15-20B gap the workflow's rule leaves open: took 4 GPUs"},
+		{"source not recorded", bus.Job{Params: 751632384, GPUs: 1}, "", ""},
+		{"unknown, with the reason", bus.Job{ParamsNote: "no config.json", GPUs: 8}, "no config.json", "size unknown: assumed the largest"},
+		{"unknown, no reason recorded", bus.Job{GPUs: 8}, "the Hub reports no safetensors parameter count", "size unknown: assumed the largest"},
+	}
+	for _, tt := range tests {
+		v := FromJob(&tt.job, "", t0)
+		if diff := cmp.Diff([]string{v.SizeNote, v.GPUNote}, []string{tt.size, tt.gpus}); diff != "" {
+			t.Errorf("%s: size and GPU notes (-got +want):\n%s", tt.name, diff)
+		}
+	}
+	got := Render(FromJob(&bus.Job{ModelID: "a/b", Params: 8030261248, ParamsSource: "config", GPUs: 2}, "", t0))
+	if want := "| Size | 8.03B parameters (estimated from config.json) |"; !strings.Contains(got, want) {
+		t.Errorf("comment lacks %q:\n%s", want, got)
+	}
+}
+
+func TestCount(t *testing.T) {
+	for _, tt := range []struct {
+		n          int
+		noun, want string
+	}{
+		{0, "GPU", "0 GPUs"}, {1, "GPU", "1 GPU"}, {4, "GPU", "4 GPUs"}, {1, "review remark", "1 review remark"}, {2, "cycle", "2 cycles"},
+	} {
+		if got := Count(tt.n, tt.noun); got != tt.want {
+			t.Errorf("Count(%d, %q) = %q, want %q", tt.n, tt.noun, got, tt.want)
+		}
+	}
+	got := Render(View{ModelID: "a/b", Params: 1, GPUs: 1, Status: bus.StatusQueued, QueuePosition: 1, Runner: "r", RunnerGPUs: []int{0, 1}})
+	for _, want := range []string{"| Size | 1 parameter |", "(position 1 in the queue for 1 GPU)", "`r`, GPUs 0, 1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("comment lacks %q:\n%s", want, got)
+		}
+	}
+}
