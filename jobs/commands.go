@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"time"
@@ -193,7 +194,11 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 		if m.Disabled {
 			return st.reply(ctx, "hub", hubRefusalText(c.Actor, &hub.Error{ModelID: c.ModelID, Reason: hub.ReasonDisabled}))
 		}
-		j = w.newJob(c, m, existing)
+		size, err := w.sizeOf(ctx, m)
+		if err != nil {
+			return err
+		}
+		j = w.newJob(c, m, size, existing)
 		j.Posted = map[string]int64{createdHere: 1}
 		if existing == nil {
 			rev, err = bus.CreateJob(ctx, w.d.Bus.Jobs, j)
@@ -211,7 +216,7 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 				if !cur.Status.Terminal() || cur.Updated != prev.Updated {
 					return fmt.Errorf("restart job %s: it changed meanwhile", key)
 				}
-				fresh := w.newJob(c, m, cur)
+				fresh := w.newJob(c, m, size, cur)
 				fresh.Posted = map[string]int64{createdHere: 1}
 				*cur = *fresh
 				return nil
@@ -220,7 +225,8 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 				return err
 			}
 		}
-		log.Info().Str(LogKeyJob, key).Int("gpus", j.GPUs).Int64("params", j.Params).Bool("remote_code", j.RemoteCode).
+		log.Info().Str(LogKeyJob, key).Int("gpus", j.GPUs).Int64("params", j.Params).Str("params_source", j.ParamsSource).
+			Bool("remote_code", j.RemoteCode).
 			Msg("Job created")
 	}
 
@@ -308,18 +314,60 @@ func sameView(a, b *bus.Job) bool {
 	return reflect.DeepEqual(x, y)
 }
 
+// modelSize is a model's parameter count and where it came from
+// (sizing.SourceSafetensors or sizing.SourceConfig), or, when it is unknown,
+// why (note).
+type modelSize struct {
+	params int64
+	source string
+	note   string
+}
+
+// sizeOf finds m's parameter count: the Hub's safetensors total, else an
+// estimate from the config.json at m's revision. A size that cannot be
+// known (no config.json, an architecture the estimator does not know) is no
+// error: the job then asks for the largest GPU count and says why. Only a
+// failure worth retrying is returned.
+func (w *Worker) sizeOf(ctx context.Context, m *hub.Model) (modelSize, error) {
+	if m.Tensors != nil && m.Tensors.Total > 0 {
+		return modelSize{params: m.Tensors.Total, source: sizing.SourceSafetensors}, nil
+	}
+	log := zerolog.Ctx(ctx)
+	const none = "the Hub reports no safetensors parameter count"
+	b, err := w.d.Hub.File(ctx, m.ID, m.SHA, "config.json")
+	if err != nil {
+		var he *hub.Error
+		if !errors.As(err, &he) || he.Temporary() {
+			return modelSize{}, fmt.Errorf("config.json of %s: %w", m.ID, err)
+		}
+		log.Info().Err(err).Msg("No config.json to size the model by")
+		if he.Status == http.StatusNotFound {
+			return modelSize{note: none + " and the repository has no config.json"}, nil
+		}
+		return modelSize{note: none + " and its config.json could not be read: " + he.Error()}, nil
+	}
+	in, err := sizing.FromModel(m, "config.json", b, "")
+	if err != nil {
+		log.Info().Err(err).Msg("config.json does not decode")
+		return modelSize{note: none + " and " + err.Error()}, nil
+	}
+	p := sizing.Make(in, nil)
+	if p.ParamsSource != sizing.SourceConfig || p.Params <= 0 {
+		log.Info().Str("reason", p.EstimateError).Msg("Cannot estimate the model's size")
+		return modelSize{note: none + " and " + p.EstimateError}, nil
+	}
+	return modelSize{params: p.Params, source: sizing.SourceConfig}, nil
+}
+
 // newJob describes the job an onboard command asks for; prev, when set, is
 // the issue's ended job it replaces.
-func (w *Worker) newJob(c bus.Command, m *hub.Model, prev *bus.Job) *bus.Job {
-	params := int64(0)
-	if m.Tensors != nil {
-		params = m.Tensors.Total
-	}
-	gpus, _ := GPUsFor(params) // the status comment explains the count
+func (w *Worker) newJob(c bus.Command, m *hub.Model, size modelSize, prev *bus.Job) *bus.Job {
+	gpus, _ := GPUsFor(size.params) // the status comment explains the count
 	j := &bus.Job{
 		Key: bus.JobKey(c.Owner, c.Repo, c.Issue), Owner: c.Owner, Repo: c.Repo, Issue: c.Issue,
 		InstallationID: c.InstallationID, ModelID: m.ID, Revision: m.SHA, Architecture: m.Architecture(),
-		Params: params, GPUs: gpus, RemoteCode: m.RemoteCode(), Requester: c.Actor, Status: bus.StatusQueued,
+		Params: size.params, ParamsSource: size.source, ParamsNote: size.note, GPUs: gpus,
+		RemoteCode: m.RemoteCode(), Requester: c.Actor, Status: bus.StatusQueued,
 	}
 	if j.ModelID == "" {
 		j.ModelID = c.ModelID
@@ -343,7 +391,7 @@ func (w *Worker) newJob(c bus.Command, m *hub.Model, prev *bus.Job) *bus.Job {
 func GPUsFor(params int64) (int, string) {
 	n, note := sizing.WorldSize(params)
 	if n <= 0 {
-		return bus.GPUSizes[len(bus.GPUSizes)-1], "the Hub reports no parameter count: assumed the largest GPU count"
+		return bus.GPUSizes[len(bus.GPUSizes)-1], "parameter count unknown: assumed the largest GPU count"
 	}
 	if f := bus.FitGPUs(n); f != 0 {
 		n = f

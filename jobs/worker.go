@@ -40,9 +40,12 @@ const (
 // LogKeyJob is the log key for a job's key.
 const LogKeyJob = "job"
 
-// Hub answers model metadata; *hub.Client satisfies it.
+// Hub answers model metadata and serves a model's small files (config.json,
+// to size a model the Hub gives no safetensors total for); *hub.Client
+// satisfies it.
 type Hub interface {
 	Model(ctx context.Context, id, revision string) (*hub.Model, error)
+	File(ctx context.Context, id, revision, name string) ([]byte, error)
 }
 
 // WorkerDeps is what the worker needs.

@@ -55,11 +55,27 @@ func appKey(t testing.TB) []byte {
 }
 
 // fakeHub serves the Qwen3-0.6B fixture and variants of it, and Hub refusals.
+// Models without a safetensors summary have the real config.json of the
+// model they are named after (sized), or none.
 type fakeHub struct {
 	srv   *httptest.Server
 	calls atomic.Int64
 	down  atomic.Int64 // answer 503 this many times
+	// fileDown answers this many file requests with 502.
+	fileDown atomic.Int64
+	mu       sync.Mutex
+	files    []string // paths of the file requests, in order
 }
+
+// fileRequests returns the paths of the file requests so far.
+func (h *fakeHub) fileRequests() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.files...)
+}
+
+// hubSHA is the commit the fake Hub gives every model (Qwen3-0.6B's).
+const hubSHA = "c1899de289a04d12100db370d81485cdf75e47ca"
 
 func newFakeHub(t testing.TB) *fakeHub {
 	base := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
@@ -83,12 +99,39 @@ func newFakeHub(t testing.TB) *fakeHub {
 		}),
 		"org/nosize": variant("org/nosize", func(m map[string]any) { delete(m, "safetensors") }),
 	}
+	// config.json at hubSHA, for models the Hub has no safetensors total for.
+	configs := map[string][]byte{
+		"org/unknown-arch": []byte(`{"architectures": ["FancyForCausalLM"], "model_type": "fancy", "hidden_size": 4096}`),
+	}
+	for _, id := range []string{"meta-llama/Llama-3.1-8B", "mistralai/Mixtral-8x7B-v0.1", "deepseek-ai/DeepSeek-V3"} {
+		configs[id] = fixtures.Read(t, "hf", strings.ReplaceAll(id, "/", "__"), "config.json")
+	}
+	for id := range configs {
+		models[id] = variant(id, func(m map[string]any) { delete(m, "safetensors") })
+	}
 	h := &fakeHub{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.calls.Add(1)
 		if h.down.Load() > 0 {
 			h.down.Add(-1)
 			http.Error(w, `{"error":"upstream"}`, http.StatusServiceUnavailable)
+			return
+		}
+		if id, file, ok := strings.Cut(r.URL.Path, "/resolve/"); ok {
+			h.mu.Lock()
+			h.files = append(h.files, r.URL.Path)
+			h.mu.Unlock()
+			if h.fileDown.Load() > 0 {
+				h.fileDown.Add(-1)
+				http.Error(w, "Bad Gateway", http.StatusBadGateway)
+				return
+			}
+			if b, ok := configs[strings.TrimPrefix(id, "/")]; ok && file == hubSHA+"/config.json" {
+				_, _ = w.Write(b)
+				return
+			}
+			w.Header().Set("X-Error-Code", "EntryNotFound")
+			http.Error(w, "Entry not found", http.StatusNotFound)
 			return
 		}
 		id := strings.TrimPrefix(r.URL.Path, "/api/models/")
