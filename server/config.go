@@ -77,6 +77,9 @@ const (
 	// cores and keep a 500/s burst under 20 ms at p99 (docs/BENCHMARKS.md,
 	// "Webhook intake"), well under GitHub's 100 concurrent requests.
 	DefaultWorkers = 32
+	// DefaultFeedbackSettle is how long review remarks on an idle job wait for
+	// the rest of a burst before their cycle goes out (jobs.DefaultFeedbackSettle).
+	DefaultFeedbackSettle = 10 * time.Second
 	// DefaultNATSReadyPoll is how often start-up looks whether the embedded
 	// nats-server accepts clients yet.
 	DefaultNATSReadyPoll = 100 * time.Millisecond
@@ -104,6 +107,13 @@ type Config struct {
 	Sweeper SweeperConfig `yaml:"sweeper"`
 	// Workers is how many commands this process carries out at once.
 	Workers int `yaml:"workers"`
+	// FeedbackSettle is how long review remarks on a job with no cycle under
+	// way wait for the rest of a burst (a review's line comments arrive as
+	// separate events) before they go out as one cycle
+	// (ADBOT_FEEDBACK_SETTLE, a Go duration such as "10s"). 0 sends each
+	// remark at once; unset means DefaultFeedbackSettle. It is a pointer so
+	// that an explicit 0 differs from unset.
+	FeedbackSettle *time.Duration `yaml:"feedback_settle"`
 	// Logging configures the process log.
 	Logging LoggingConfig `yaml:"logging"`
 }
@@ -273,6 +283,10 @@ func (c *Config) setDefaults() {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.FeedbackSettle == nil {
+		d := DefaultFeedbackSettle
+		c.FeedbackSettle = &d
+	}
 	if c.Logging.Level == "" {
 		c.Logging.Level = "info"
 	}
@@ -351,6 +365,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("config: GITHUB_APP_ID=%q is not a positive number", v)
 		}
 		c.GitHub.AppID = id
+	}
+	if v := getenv("ADBOT_FEEDBACK_SETTLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("config: ADBOT_FEEDBACK_SETTLE=%q is not a duration like 10s", v)
+		}
+		c.FeedbackSettle = &d
 	}
 	str("ADBOT_DATA_DIR", &c.DataDir)
 	str("GITHUB_APP_PRIVATE_KEY", &c.GitHub.PrivateKey)
@@ -445,6 +466,9 @@ func (c *Config) Validate(requireApp bool) error {
 	}
 	if c.Workers < 0 {
 		bad("workers %d is negative", c.Workers)
+	}
+	if c.FeedbackSettle != nil && *c.FeedbackSettle < 0 {
+		bad("feedback settle %s is negative", *c.FeedbackSettle)
 	}
 	if c.Sweeper.Interval < time.Minute {
 		bad("sweeper interval %s is shorter than a minute", c.Sweeper.Interval)

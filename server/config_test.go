@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nvidia/adbot/jobs"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -81,6 +83,28 @@ func TestLoadConfig(t *testing.T) {
 		{name: "sweep window too long", yaml: "sweeper:\n  window: 96h\n", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "sweeper window"},
 		{name: "metrics on the public port", yaml: "server:\n  metrics_address: \":8080\"\n", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "metrics must be served apart"},
 		{name: "metrics address not host:port", env: map[string]string{"ADBOT_METRICS_ADDRESS": "9091", "GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "metrics address"},
+		{
+			name: "feedback settle from file, then environment",
+			yaml: "feedback_settle: 2s\n",
+			env:  map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"},
+			check: func(t *testing.T, c Config) {
+				if c.FeedbackSettle == nil || *c.FeedbackSettle != 2*time.Second {
+					t.Errorf("feedback settle = %v, want 2s", c.FeedbackSettle)
+				}
+			},
+		},
+		{
+			name: "feedback settle 0 from environment is kept",
+			yaml: "feedback_settle: 2s\n",
+			env:  map[string]string{"ADBOT_FEEDBACK_SETTLE": "0s", "GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"},
+			check: func(t *testing.T, c Config) {
+				if c.FeedbackSettle == nil || *c.FeedbackSettle != 0 {
+					t.Errorf("feedback settle = %v, want 0", c.FeedbackSettle)
+				}
+			},
+		},
+		{name: "feedback settle not a duration", env: map[string]string{"ADBOT_FEEDBACK_SETTLE": "10"}, wantErr: `ADBOT_FEEDBACK_SETTLE="10" is not a duration`},
+		{name: "feedback settle negative", yaml: "feedback_settle: -1s\n", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "feedback settle -1s is negative"},
 		{name: "several errors at once", yaml: "server:\n  port: -5\nnats:\n  replicas: 9\n", env: map[string]string{"GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "server port -5 is not in 1-65535\nNATS replicas 9"},
 	}
 	for _, tc := range tests {
@@ -164,5 +188,24 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if diff := cmp.Diff(c, DefaultConfig()); diff != "" {
 		t.Errorf("example config differs from the defaults (-example +defaults):\n%s", diff)
+	}
+}
+
+// TestFeedbackSettleWiring: the worker gets the configured settle time; an
+// explicit 0 reaches it as "at once", which its own zero does not mean.
+func TestFeedbackSettleWiring(t *testing.T) {
+	if DefaultFeedbackSettle != jobs.DefaultFeedbackSettle {
+		t.Errorf("DefaultFeedbackSettle = %s, the worker's default is %s", DefaultFeedbackSettle, jobs.DefaultFeedbackSettle)
+	}
+	d := func(x time.Duration) *time.Duration { return &x }
+	for _, tt := range []struct {
+		in   *time.Duration
+		want time.Duration
+	}{
+		{nil, DefaultFeedbackSettle}, {d(0), -1}, {d(3 * time.Second), 3 * time.Second},
+	} {
+		if got := feedbackSettle(tt.in); got != tt.want {
+			t.Errorf("feedbackSettle(%v) = %s, want %s", tt.in, got, tt.want)
+		}
 	}
 }

@@ -64,13 +64,26 @@ func (s *Server) newWorker() (worker, error) {
 		HTTP:     &http.Client{Timeout: hub.DefaultTimeout, Transport: newTransport()},
 	}
 	return jobs.NewWorker(jobs.WorkerDeps{
-		Clients:      s.clients,
-		Bus:          s.res,
-		Hub:          hubClient,
-		BotName:      strings.TrimSuffix(s.botName, "[bot]"),
-		TriggerLabel: s.cfg.TriggerLabel,
-		Concurrency:  max(s.cfg.Workers, 1),
+		Clients:        s.clients,
+		Bus:            s.res,
+		Hub:            hubClient,
+		BotName:        strings.TrimSuffix(s.botName, "[bot]"),
+		TriggerLabel:   s.cfg.TriggerLabel,
+		Concurrency:    max(s.cfg.Workers, 1),
+		FeedbackSettle: feedbackSettle(s.cfg.FeedbackSettle),
 	}), nil
+}
+
+// feedbackSettle turns the configured settle time into the worker's: there a
+// zero means its default and a negative one sends remarks at once.
+func feedbackSettle(d *time.Duration) time.Duration {
+	switch {
+	case d == nil:
+		return DefaultFeedbackSettle
+	case *d == 0:
+		return -1
+	}
+	return *d
 }
 
 // localRunner is adbot dev's in-process runner: the runners package on the
