@@ -2,12 +2,7 @@ package jobs_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -37,21 +32,10 @@ const (
 	maint = "maint"
 )
 
-var (
-	keyOnce sync.Once
-	keyPEM  []byte
-)
-
 // appKey is an RSA key made for the test run: the fake GitHub checks only the JWT's shape.
 func appKey(t testing.TB) []byte {
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-	})
-	return keyPEM
+	t.Helper()
+	return fakegithub.AppKey()
 }
 
 // fakeHub serves the Qwen3-0.6B fixture and variants of it, and Hub refusals.
@@ -260,14 +244,7 @@ func (r *rig) idle() {
 
 func (r *rig) job(issue int) *bus.Job {
 	r.t.Helper()
-	j, _, err := bus.GetJob(context.Background(), r.res.Jobs, bus.JobKey(owner, repo, issue))
-	if errors.Is(err, bus.ErrNoJob) {
-		return nil
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return j
+	return bustest.Job(r.t, r.res, bus.JobKey(owner, repo, issue))
 }
 
 func (r *rig) setJob(issue int, f func(j *bus.Job)) {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/internal/gittest"
 )
@@ -119,28 +120,15 @@ func (e *env) addJob(issue, gpus int) string {
 
 func (e *env) job(key string) *bus.Job {
 	e.t.Helper()
-	j, _, err := bus.GetJob(context.Background(), e.res.Jobs, key)
-	if err != nil {
-		e.t.Fatal(err)
+	j := bustest.Job(e.t, e.res, key)
+	if j == nil {
+		e.t.Fatalf("no job %s", key)
 	}
 	return j
 }
 
 // queueEmpty reports whether no cycle waits or is held unacknowledged.
-func (e *env) queueEmpty() bool {
-	ctx := context.Background()
-	for _, n := range bus.GPUSizes {
-		c, err := e.res.Cycles.Consumer(ctx, bus.ConsumerName(n))
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-			return false
-		}
-	}
-	return true
-}
+func (e *env) queueEmpty() bool { return bustest.CyclesIdle(e.res) }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -3,11 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,22 +23,10 @@ import (
 	"github.com/nvidia/adbot/internal/fakegithub"
 )
 
-var (
-	keyOnce sync.Once
-	keyPEM  string
-)
-
 // testKey is an RSA key made once per test binary: an App private key for tests.
 func testKey(t testing.TB) string {
 	t.Helper()
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
-	})
-	return keyPEM
+	return string(fakegithub.AppKey())
 }
 
 // testConfig is a valid configuration for a server on loopback with its

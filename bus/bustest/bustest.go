@@ -3,6 +3,7 @@ package bustest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -66,4 +67,35 @@ func Start(t testing.TB) (*server.Server, *nats.Conn, *bus.Resources) {
 		t.Fatalf("ensure bus resources: %v", err)
 	}
 	return s, nc, r
+}
+
+// Job returns the job stored under key, or nil when there is none; any other
+// error fails the test.
+func Job(t testing.TB, r *bus.Resources, key string) *bus.Job {
+	t.Helper()
+	j, _, err := bus.GetJob(context.Background(), r.Jobs, key)
+	if errors.Is(err, bus.ErrNoJob) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// CyclesIdle reports whether no cycle waits on any subject or is held
+// unacknowledged by a runner.
+func CyclesIdle(r *bus.Resources) bool {
+	ctx := context.Background()
+	for _, n := range bus.GPUSizes {
+		c, err := r.Cycles.Consumer(ctx, bus.ConsumerName(n))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+			return false
+		}
+	}
+	return true
 }

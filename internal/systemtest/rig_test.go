@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -31,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/internal/fixtures"
 	"github.com/nvidia/adbot/internal/gpu/gputest"
@@ -52,22 +50,10 @@ const (
 	wait         = 30 * time.Second        // the bound on every poll
 )
 
-var (
-	keyOnce sync.Once
-	keyPEM  string
-)
-
 // appKey is an App private key made once per test binary.
-func appKey(t *testing.T) string {
+func appKey(t testing.TB) string {
 	t.Helper()
-	keyOnce.Do(func() {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
-	})
-	return keyPEM
+	return string(fakegithub.AppKey())
 }
 
 func randomHex(n int) string {
@@ -383,14 +369,7 @@ func (r *rig) deliverAndWait(event, guid string, body []byte) {
 // job returns the issue's job, or nil.
 func (r *rig) job(issue int) *bus.Job {
 	r.t.Helper()
-	j, _, err := bus.GetJob(context.Background(), r.res.Jobs, bus.JobKey(owner, repo, issue))
-	if errors.Is(err, bus.ErrNoJob) {
-		return nil
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return j
+	return bustest.Job(r.t, r.res, bus.JobKey(owner, repo, issue))
 }
 
 // waitJob waits until the issue's job satisfies cond and returns it.
@@ -426,20 +405,7 @@ func (r *rig) commandsPublished() uint64 {
 }
 
 // idle reports whether no cycle waits or is held.
-func (r *rig) idle() bool {
-	ctx := context.Background()
-	for _, n := range bus.GPUSizes {
-		c, err := r.res.Cycles.Consumer(ctx, bus.ConsumerName(n))
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-			return false
-		}
-	}
-	return true
-}
+func (r *rig) idle() bool { return bustest.CyclesIdle(r.res) }
 
 // leased reports whether a runner holds the issue's job.
 func (r *rig) leased(issue int) bool {
