@@ -150,6 +150,10 @@ type Lease struct {
 	Cycle   int       `json:"cycle"`
 	GPUs    []int     `json:"gpus"`
 	Renewed time.Time `json:"renewed"`
+	// ProofSHA256 is the hex SHA-256 of a secret only the holder knows (see
+	// NewLeaseProof): anyone may read the lease, but only its holder can
+	// answer the token broker with the secret.
+	ProofSHA256 string `json:"proof_sha256,omitempty"`
 }
 
 // Presence is a runner's heartbeat, kept in RunnerBucket under the runner's name.
@@ -169,6 +173,8 @@ type TokenRequest struct {
 	JobKey string `json:"job"`
 	// Runner must match the lease's holder.
 	Runner string `json:"runner"`
+	// Proof is the secret whose hash the lease holds (Lease.ProofSHA256).
+	Proof string `json:"proof"`
 	// Permissions narrows the token, e.g. {"contents": "write", "pull_requests": "write"}.
 	Permissions map[string]string `json:"permissions"`
 }

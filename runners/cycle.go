@@ -526,8 +526,8 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		}
 	}()
 	cy.Worktree = wt
-	cy.redact = proc.NewRedactor(r.passedSecrets()...)
-	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, redact: cy.redact}
+	cy.redact = proc.NewRedactor(append(r.passedSecrets(), lease.proof)...)
+	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, proof: lease.proof, redact: cy.redact}
 	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number)}
 	cy.Reporter = newReporter(cy, r.deps.HTTP, r.cfg.GitHubAPIURL, r.pacer())
 	log.Info().Str("dir", wt.Dir).Str("branch", wt.Branch).Bool("resumed", wt.Resumed).Str("phase", jp.Phase).Msg("cycle started")
@@ -710,6 +710,9 @@ type lease struct {
 	kv    jetstream.KeyValue
 	key   string
 	value bus.Lease
+	// proof is the secret whose hash value holds: the token broker's proof
+	// that this runner holds the lease. Memory only.
+	proof string
 	mu    sync.Mutex
 	rev   uint64
 }
@@ -717,7 +720,9 @@ type lease struct {
 var errLeaseHeld = errors.New("another runner holds the job's lease")
 
 func (r *Runner) acquireLease(ctx context.Context, key string, cycle int, gpus []int) (*lease, error) {
-	l := &lease{kv: r.res.Leases, key: key, value: bus.Lease{Runner: r.cfg.Name, Cycle: cycle, GPUs: gpus, Renewed: time.Now().UTC()}}
+	secret, hash := bus.NewLeaseProof()
+	l := &lease{kv: r.res.Leases, key: key, proof: secret,
+		value: bus.Lease{Runner: r.cfg.Name, Cycle: cycle, GPUs: gpus, Renewed: time.Now().UTC(), ProofSHA256: hash}}
 	b, _ := json.Marshal(l.value)
 	for range 3 {
 		rev, err := l.kv.Create(ctx, key, b)

@@ -72,7 +72,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // broker answers token requests as the server does: only for the runner
-// that holds the job's lease.
+// that holds the job's lease and proves it with the lease's secret.
 func (e *env) broker() {
 	sub, err := e.nc.Subscribe(bus.TokenSubject, func(m *nats.Msg) {
 		var req bus.TokenRequest
@@ -81,7 +81,7 @@ func (e *env) broker() {
 		if ent, err := e.res.Leases.Get(context.Background(), req.JobKey); err == nil {
 			var l bus.Lease
 			_ = json.Unmarshal(ent.Value(), &l)
-			if l.Runner == req.Runner {
+			if l.Runner == req.Runner && bus.LeaseProven(l, req.Proof) {
 				reply = bus.TokenReply{Token: "ghs_testtoken_" + req.Runner, Expires: time.Now().Add(time.Hour)}
 			} else {
 				reply.Error = "runner " + req.Runner + " does not hold the lease"

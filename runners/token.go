@@ -29,6 +29,7 @@ type tokenSource struct {
 	nc     *nats.Conn
 	job    string
 	runner string
+	proof  string // the lease's secret (bus.NewLeaseProof)
 	redact *proc.Redactor
 
 	mu     sync.Mutex
@@ -50,7 +51,7 @@ func (s *tokenSource) token(ctx context.Context, perms map[string]string) (strin
 	if t, ok := s.tokens[k]; ok && (t.Expires.IsZero() || time.Until(t.Expires) > tokenRefreshBefore) {
 		return t.Token, nil
 	}
-	b, err := json.Marshal(bus.TokenRequest{JobKey: s.job, Runner: s.runner, Permissions: perms})
+	b, err := json.Marshal(bus.TokenRequest{JobKey: s.job, Runner: s.runner, Proof: s.proof, Permissions: perms})
 	if err != nil {
 		return "", fmt.Errorf("encode token request: %w", err)
 	}

@@ -123,6 +123,9 @@ func (b *tokenBroker) answer(ctx context.Context, data []byte) (bus.TokenReply, 
 	if lease.Runner != req.Runner {
 		return fail(fmt.Errorf("%w: runner %q does not hold the lease on job %s", errRefused, req.Runner, req.JobKey))
 	}
+	if !bus.LeaseProven(lease, req.Proof) {
+		return fail(fmt.Errorf("%w: runner %q did not prove it holds the lease on job %s", errRefused, req.Runner, req.JobKey))
+	}
 	if job.InstallationID == 0 || job.Repo == "" {
 		return fail(fmt.Errorf("%w: job %s has no installation or repository", errRefused, req.JobKey))
 	}

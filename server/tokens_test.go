@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -28,7 +30,8 @@ func TestTokenBroker(t *testing.T) {
 	if _, err := bus.CreateJob(ctx, s.res.Jobs, &bus.Job{Key: job, Owner: "NVIDIA", Repo: "TensorRT-LLM", Issue: 7, InstallationID: 42, Status: bus.StatusRunning}); err != nil {
 		t.Fatal(err)
 	}
-	lease, _ := json.Marshal(bus.Lease{Runner: "gpu-host-1", Cycle: 1, GPUs: []int{0}, Renewed: time.Now()})
+	proof, proofHash := bus.NewLeaseProof()
+	lease, _ := json.Marshal(bus.Lease{Runner: "gpu-host-1", Cycle: 1, GPUs: []int{0}, Renewed: time.Now(), ProofSHA256: proofHash})
 	if _, err := s.res.Leases.Put(ctx, job, lease); err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +47,10 @@ func TestTokenBroker(t *testing.T) {
 		wantErr   string // substring of the refusal; "" means granted
 		wantPerms map[string]string
 	}{
-		{"lease holder", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: write}, "", write},
-		{"lease holder, read checks", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: map[string]string{"checks": "read"}}, "", map[string]string{"checks": "read"}},
+		{"lease holder", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Proof: proof, Permissions: write}, "", write},
+		{"lease holder, read checks", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Proof: proof, Permissions: map[string]string{"checks": "read"}}, "", map[string]string{"checks": "read"}},
+		{"holder's name without the proof", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Permissions: write}, "did not prove", nil},
+		{"holder's name, the lease's hash as proof", bus.TokenRequest{JobKey: job, Runner: "gpu-host-1", Proof: proofHash, Permissions: write}, "did not prove", nil},
 		{"another runner", bus.TokenRequest{JobKey: job, Runner: "gpu-host-2", Permissions: write}, "does not hold the lease", nil},
 		{"no lease", bus.TokenRequest{JobKey: unleased, Runner: "gpu-host-1", Permissions: write}, "nobody holds the lease", nil},
 		{"no job", bus.TokenRequest{JobKey: "NVIDIA.TensorRT-LLM.9", Runner: "gpu-host-1", Permissions: write}, "no job", nil},
@@ -104,7 +109,7 @@ func TestTokenBroker(t *testing.T) {
 		t.Error("grants are not logged at all")
 	}
 	_, metrics := getMetrics(t, s)
-	for _, want := range []string{`adbot_token_requests_total{result="granted"} 2`, `adbot_token_requests_total{result="refused"} 7`} {
+	for _, want := range []string{`adbot_token_requests_total{result="granted"} 2`, `adbot_token_requests_total{result="refused"} 9`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -175,8 +180,10 @@ func (f *fakeApps) CreateInstallationToken(ctx context.Context, id int64, opts *
 // FuzzTokenRequest feeds the broker arbitrary request bytes: it grants only
 // the lease holder of an existing job, with allowed permissions, and never panics.
 func FuzzTokenRequest(f *testing.F) {
+	const proof = "fuzz-proof"
+	f.Add([]byte(`{"job":"o.r.1","runner":"r1","proof":"fuzz-proof","permissions":{"contents":"write"}}`))
 	f.Add([]byte(`{"job":"o.r.1","runner":"r1","permissions":{"contents":"write"}}`))
-	f.Add([]byte(`{"job":"o.r.1","runner":"r2","permissions":{"contents":"write"}}`))
+	f.Add([]byte(`{"job":"o.r.1","runner":"r2","proof":"fuzz-proof","permissions":{"contents":"write"}}`))
 	f.Add([]byte(`{"job":"o.r.2","runner":"r1","permissions":{"issues":"read"}}`))
 	f.Add([]byte(`{"job":"o.r.1","runner":"r1","permissions":{"administration":"write"}}`))
 	f.Add([]byte(`{"job":"","runner":"","permissions":null}`))
@@ -186,7 +193,8 @@ func FuzzTokenRequest(f *testing.F) {
 	if _, err := bus.CreateJob(ctx, res.Jobs, &bus.Job{Key: "o.r.1", Owner: "o", Repo: "r", Issue: 1, InstallationID: 3}); err != nil {
 		f.Fatal(err)
 	}
-	lease, _ := json.Marshal(bus.Lease{Runner: "r1"})
+	sum := sha256.Sum256([]byte(proof))
+	lease, _ := json.Marshal(bus.Lease{Runner: "r1", ProofSHA256: hex.EncodeToString(sum[:])})
 	if _, err := res.Leases.Put(ctx, "o.r.1", lease); err != nil {
 		f.Fatal(err)
 	}
@@ -200,7 +208,7 @@ func FuzzTokenRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.JobKey != "o.r.1" || req.Runner != "r1" || reply.Token == "" {
+		if req.JobKey != "o.r.1" || req.Runner != "r1" || req.Proof != proof || reply.Token == "" {
 			t.Fatalf("granted %+v to %+v", reply, req)
 		}
 		if _, err := tokenPermissions(req.Permissions); err != nil {
