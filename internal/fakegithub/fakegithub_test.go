@@ -123,10 +123,25 @@ func TestReactions(t *testing.T) {
 	if _, _, err := gh.Reactions.CreateIssueCommentReaction(ctx, "o", "r", c.ID, "eyes"); err != nil {
 		t.Fatalf("comment reaction: %v", err)
 	}
+	// A review's line comment: the route the description lacks, checked by hand.
+	rc := s.AddReviewComment("o", "r", fakegithub.ReviewComment{Pull: 3, User: "alice", Body: "rename", Path: "a.py", Line: 2})
+	for i, status := range []int{http.StatusCreated, http.StatusOK} {
+		re, resp, err := gh.Reactions.CreatePullRequestCommentReaction(ctx, "o", "r", rc.ID, "eyes")
+		if err != nil || resp.StatusCode != status || re.GetContent() != "eyes" {
+			t.Fatalf("review comment reaction %d: want %d, got %v, %+v, %v", i+1, status, resp, re, err)
+		}
+	}
+	if _, resp, err := gh.Reactions.CreatePullRequestCommentReaction(ctx, "o", "r", rc.ID+1000, "eyes"); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("reaction on a missing review comment: want 404, got %v, %v", resp, err)
+	}
 	got := s.Reactions("o", "r", 3)
+	if len(got) != 3 {
+		t.Fatalf("Reactions = %+v, want 3", got)
+	}
 	want := []fakegithub.Reaction{
 		{ID: got[0].ID, Owner: "o", Repo: "r", Issue: 3, Content: "eyes", User: "adbot[bot]"},
 		{ID: got[1].ID, Owner: "o", Repo: "r", Issue: 3, CommentID: c.ID, Content: "eyes", User: "adbot[bot]"},
+		{ID: got[2].ID, Owner: "o", Repo: "r", Issue: 3, ReviewCommentID: rc.ID, Content: "eyes", User: "adbot[bot]"},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("Reactions (-got +want):\n%s", diff)
@@ -370,6 +385,12 @@ func TestCatchesBadRequests(t *testing.T) {
 		{"wrong method", "DELETE", "repos/o/r/pulls/1", "token t", "", 404, "not an operation"},
 		{"no auth", "GET", "repos/o/r/pulls/1", "", "", 401, "no Authorization"},
 		{"installation token on an App endpoint", "GET", "app/hook/deliveries", "token ghs_x", "", 401, "needs the App's JWT"},
+		// Beyond the description: the fake's own check.
+		{"bad review comment reaction content", "POST", "repos/o/r/pulls/comments/5/reactions", "token t", `{"content":"thumbsup"}`, 422, "fails the fake's own check"},
+		{"review comment reaction without content", "POST", "repos/o/r/pulls/comments/5/reactions", "token t", `{"emoji":"eyes"}`, 422, "fails the fake's own check"},
+		{"review comment reaction content not a string", "POST", "repos/o/r/pulls/comments/5/reactions", "token t", `{"content":8}`, 422, "fails the fake's own check"},
+		{"review comment reaction body not JSON", "POST", "repos/o/r/pulls/comments/5/reactions", "token t", `eyes`, 422, "fails the fake's own check"},
+		{"review comment reaction without auth", "POST", "repos/o/r/pulls/comments/5/reactions", "", `{"content":"eyes"}`, 401, "no Authorization"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,6 +443,12 @@ func TestValidRequestsPass(t *testing.T) {
 	}
 	if _, _, err := gh.Reactions.CreateIssueReaction(ctx, "o", "r", 1, "eyes"); err != nil {
 		t.Fatal(err)
+	}
+	rc := s.AddReviewComment("o", "r", fakegithub.ReviewComment{Pull: 1, User: "alice", Body: "rename"})
+	for _, content := range []string{"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"} {
+		if _, _, err := gh.Reactions.CreatePullRequestCommentReaction(ctx, "o", "r", rc.ID, content); err != nil {
+			t.Fatalf("review comment reaction %q: %v", content, err)
+		}
 	}
 	if _, _, err := gh.Issues.ListComments(ctx, "o", "r", 1, &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}); err != nil {
 		t.Fatal(err)

@@ -62,9 +62,12 @@ func (s *Server) routeRepo(w http.ResponseWriter, r *http.Request, k repoKey, se
 	case is(http.MethodPatch, "issues", "comments", "*"):
 		s.updateComment(w, k, seg[2], body)
 	case is(http.MethodPost, "issues", "comments", "*", "reactions"):
-		s.createReaction(w, k, "", seg[2], body, bot)
+		s.createReaction(w, k, onComment, seg[2], body, bot)
 	case is(http.MethodPost, "issues", "*", "reactions"):
-		s.createReaction(w, k, seg[1], "", body, bot)
+		s.createReaction(w, k, onIssue, seg[1], body, bot)
+	case is(http.MethodPost, "pulls", "comments", "*", "reactions"):
+		// Checked by hand in serve: see beyondDescription.
+		s.createReaction(w, k, onReviewComment, seg[2], body, bot)
 	case is(http.MethodPost, "issues", "*", "labels"):
 		s.addLabels(w, k, seg[1], body)
 	case is(http.MethodDelete, "issues", "*", "labels", "*"):
@@ -502,7 +505,16 @@ func (s *Server) updateComment(w http.ResponseWriter, k repoKey, idStr string, b
 	writeError(w, http.StatusNotFound, "Not Found")
 }
 
-func (s *Server) createReaction(w http.ResponseWriter, k repoKey, issueStr, commentStr string, body []byte, bot bool) {
+// What a reaction is created on.
+const (
+	onIssue = iota
+	onComment
+	onReviewComment
+)
+
+// createReaction reacts to the issue, issue comment or review comment idStr
+// names: 201 with a new reaction, 200 with the same one made before.
+func (s *Server) createReaction(w http.ResponseWriter, k repoKey, on int, idStr string, body []byte, bot bool) {
 	var req struct {
 		Content string `json:"content"`
 	}
@@ -514,33 +526,41 @@ func (s *Server) createReaction(w http.ResponseWriter, k repoKey, issueStr, comm
 	defer s.mu.Unlock()
 	login := s.login(bot)
 	target := Reaction{Owner: k.owner, Repo: k.repo, Content: req.Content, User: login}
-	if commentStr != "" {
-		id, ok := parseID(w, commentStr)
-		if !ok {
-			return
-		}
-		var found *Comment
-		for _, c := range s.comments {
-			if c.ID == id && c.Owner == k.owner && c.Repo == k.repo {
-				found = c
-			}
-		}
-		if found == nil {
-			writeError(w, http.StatusNotFound, "Not Found")
-			return
-		}
-		target.CommentID, target.Issue = id, found.Issue
-	} else {
-		n, err := strconv.Atoi(issueStr)
+	switch on {
+	case onIssue:
+		n, err := strconv.Atoi(idStr)
 		if err != nil {
 			writeError(w, http.StatusNotFound, "Not Found")
 			return
 		}
 		target.Issue = n
+	case onComment:
+		id, ok := parseID(w, idStr)
+		if !ok {
+			return
+		}
+		i := slices.IndexFunc(s.comments, func(c *Comment) bool { return c.ID == id && c.Owner == k.owner && c.Repo == k.repo })
+		if i < 0 {
+			writeError(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		target.CommentID, target.Issue = id, s.comments[i].Issue
+	case onReviewComment:
+		id, ok := parseID(w, idStr)
+		if !ok {
+			return
+		}
+		i := slices.IndexFunc(s.reviewComments, func(c *ReviewComment) bool { return c.ID == id && c.Owner == k.owner && c.Repo == k.repo })
+		if i < 0 {
+			writeError(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		target.ReviewCommentID, target.Issue = id, s.reviewComments[i].Pull
 	}
 	for _, r := range s.reactions {
 		if r.Owner == target.Owner && r.Repo == target.Repo && r.Issue == target.Issue &&
-			r.CommentID == target.CommentID && r.Content == target.Content && r.User == target.User {
+			r.CommentID == target.CommentID && r.ReviewCommentID == target.ReviewCommentID &&
+			r.Content == target.Content && r.User == target.User {
 			writeJSON(w, http.StatusOK, s.reactionJSON(r, bot))
 			return
 		}
