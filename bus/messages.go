@@ -225,6 +225,9 @@ type Command struct {
 	// CommentID is the issue comment that carried the command (0 when the issue
 	// itself did); the 👀 reaction goes there.
 	CommentID int64 `json:"comment_id,omitempty"`
+	// ReviewCommentID is the pull request review comment (a line comment)
+	// that carried the command or remark; the 👀 reaction goes there.
+	ReviewCommentID int64 `json:"review_comment_id,omitempty"`
 	// Feedback holds review remarks for CmdFeedback, in order.
 	Feedback []Feedback `json:"feedback,omitempty"`
 	// CommitSHA is the head an approval was given on.

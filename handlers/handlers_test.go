@@ -526,9 +526,16 @@ func TestCommands(t *testing.T) {
 			name: "a review comment is feedback with its line", event: "pull_request_review_comment",
 			body: payload(t, "pull_request_review_comment.created.json", nil),
 			want: []bus.Command{with(hello(bus.CmdFeedback, "pull_request_review_comment.created", 2, true), func(c *bus.Command) {
-				c.InstallationID = 1
+				c.InstallationID, c.ReviewCommentID = 1, 284312630
 				c.Feedback = []bus.Feedback{{Source: "review_comment", ID: 284312630, Author: "Codertocat", Body: "Maybe you should use more emoji on this line.",
 					Path: "README.md", Line: 265, URL: "https://github.com/Codertocat/Hello-World/pull/2#discussion_r284312630"}}
+			})},
+		},
+		{
+			name: "a command on a review's line comment, its 👀 to go there", event: "pull_request_review_comment",
+			body: payload(t, "pull_request_review_comment.created.json", map[string]any{"comment.body": "/onboard status"}),
+			want: []bus.Command{with(hello(bus.CmdStatus, "pull_request_review_comment.created", 2, true), func(c *bus.Command) {
+				c.InstallationID, c.ReviewCommentID = 1, 284312630
 			})},
 		},
 		{

@@ -32,6 +32,7 @@ func (h *PullRequestReviewComment) Handle(ctx context.Context, eventType, delive
 	}
 	c := h.newCommand(bus.CmdFeedback, "pull_request_review_comment.created", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), comment.GetAuthorAssociation())
+	c.ReviewCommentID = comment.GetID()
 	p := ParseComment(comment.GetBody())
 	if answered(p.Kind) {
 		c.Kind, c.Reason = p.Kind, p.Unknown

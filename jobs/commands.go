@@ -89,13 +89,19 @@ func (w *Worker) installationClient(ctx context.Context, c bus.Command) (*github
 	return gh, nil
 }
 
-// react puts 👀 on the comment that carried the command, or on the issue that
-// did. A comment deleted meanwhile is no reason to drop the command: only a
-// failure worth retrying is returned.
+// react puts 👀 on the comment that carried the command (an issue comment or
+// a review's line comment), or on the issue that did. A comment deleted
+// meanwhile is no reason to drop the command: only a failure worth retrying is
+// returned.
 func (w *Worker) react(ctx context.Context, st *state) error {
 	c := st.c
 	var err error
 	switch {
+	case c.ReviewCommentID != 0:
+		_, _, err = st.gh.Reactions.CreatePullRequestCommentReaction(ctx, c.Owner, c.Repo, c.ReviewCommentID, "eyes")
+		if err != nil {
+			err = fmt.Errorf("react to review comment %d on %s/%s: %w", c.ReviewCommentID, c.Owner, c.Repo, err)
+		}
 	case c.CommentID != 0:
 		_, _, err = st.gh.Reactions.CreateIssueCommentReaction(ctx, c.Owner, c.Repo, c.CommentID, "eyes")
 		if err != nil {

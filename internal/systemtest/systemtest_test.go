@@ -116,6 +116,8 @@ func TestOnboardReviewApprove(t *testing.T) {
 	lineGUID := server.NewDeliveryID()
 	line := reviewComment(t, j.PR, 880011, 880001, "examples/auto_deploy/model_registry/models.yaml", 6,
 		"Keep the Qwen3 family together.", firstHead, maintainer, "MEMBER")
+	r.gh.AddReviewComment(owner, repo, fakegithub.ReviewComment{ID: 880011, Pull: j.PR, User: maintainer,
+		Body: "Keep the Qwen3 family together.", Path: "examples/auto_deploy/model_registry/models.yaml", Line: 6})
 	r.deliver("pull_request_review", reviewGUID, changes)
 	r.deliver("pull_request_review_comment", lineGUID, line)
 	r.deliver("issue_comment", remarkGUID, issueComment(t, remark, true, "MEMBER"))
@@ -146,12 +148,18 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if n := len(r.gh.PullRequests(owner, repo)); n != 1 {
 		t.Errorf("%d pull requests after the update, want still 1", n)
 	}
-	eyes := false
+	eyes, lineEyes := false, 0
 	for _, re := range r.gh.Reactions(owner, repo, j.PR) {
 		eyes = eyes || (re.Content == "eyes" && re.CommentID == remark.ID)
+		if re.Content == "eyes" && re.ReviewCommentID == 880011 {
+			lineEyes++
+		}
 	}
 	if !eyes {
 		t.Error("no 👀 on the remark on the pull request")
+	}
+	if lineEyes != 1 {
+		t.Errorf("%d 👀 on the review's line comment, want 1", lineEyes)
 	}
 	// The bot's own answer comes back as an event: it starts nothing.
 	var answer fakegithub.Comment
