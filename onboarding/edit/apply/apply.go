@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/nvidia/adbot/onboarding/edit/matrix"
 	"github.com/nvidia/adbot/onboarding/edit/modelconfig"
 	"github.com/nvidia/adbot/onboarding/edit/registry"
+	"github.com/nvidia/adbot/onboarding/hub"
 	"github.com/nvidia/adbot/onboarding/survey"
 )
 
@@ -78,12 +78,17 @@ type pending struct {
 	mode fs.FileMode
 }
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
-
 // Apply edits the checkout at dir for m.
 func Apply(dir string, m Model) ([]Change, error) {
-	if !idRE.MatchString(m.ID) {
-		return nil, fmt.Errorf("onboarding edits: %q is not a model id", m.ID)
+	if err := hub.ValidateModelID(m.ID); err != nil {
+		return nil, fmt.Errorf("onboarding edits: %w", err)
+	}
+	// Family ids come from the Hub's search and go into the registry's
+	// YAML as they are: hold them to the same rule as the model's own.
+	for _, f := range m.Family {
+		if err := hub.ValidateModelID(f.ID); err != nil {
+			return nil, fmt.Errorf("onboarding edits for %s: family member: %w", m.ID, err)
+		}
 	}
 	if m.WorldSize <= 0 {
 		return nil, fmt.Errorf("onboarding edits for %s: world size %d", m.ID, m.WorldSize)

@@ -163,6 +163,28 @@ func TestApplyLeavesNothingOnError(t *testing.T) {
 	}
 }
 
+// TestApplyRejectsHostileIDs: a family member's id goes into the registry's
+// YAML verbatim, so one that is not a Hub id (an alias, a carriage return, a
+// path) is refused before anything is written.
+func TestApplyRejectsHostileIDs(t *testing.T) {
+	for _, m := range []Model{
+		{ID: "acme/..", Architecture: "RocketForCausalLM", WorldSize: 2},
+		{ID: "acme/Rocket-7B", Architecture: "RocketForCausalLM", WorldSize: 2, Family: []Member{{"acme/*alias", 2}}},
+		{ID: "acme/Rocket-7B", Architecture: "RocketForCausalLM", WorldSize: 2, Family: []Member{{"acme/Rocket-1B\r", 2}}},
+		{ID: "acme/Rocket-7B", Architecture: "RocketForCausalLM", WorldSize: 2, Family: []Member{{"acme/../../etc", 2}}},
+	} {
+		dir, orig := checkout(t)
+		if _, err := Apply(dir, m); err == nil {
+			t.Errorf("Apply(%+v) succeeded, want an error", m)
+		}
+		for rel, b := range orig {
+			if got, _ := os.ReadFile(filepath.Join(dir, rel)); string(got) != string(b) {
+				t.Errorf("%+v: %s was written", m, rel)
+			}
+		}
+	}
+}
+
 func TestConfigName(t *testing.T) {
 	for id, want := range map[string]string{"zai-org/GLM-4.7-Flash": "glm-4.7-flash.yaml", "stepfun-ai/Step-3.7-Flash": "step-3.7-flash.yaml"} {
 		if got := ConfigName(id); got != want {
