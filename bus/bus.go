@@ -83,9 +83,22 @@ func FitGPUs(n int) int {
 }
 
 // JobKey is the KV key of the job for an issue: <owner>.<repo>.<issue>.
+//
+// A KV key may not hold an empty token, so a repository name that starts or
+// ends with a dot or holds two in a row (".github", the usual home of an
+// organization's community files) has each of its dots written as dotEscape;
+// GitHub allows no '=' in a name, so ParseJobKey can undo it. Every other
+// name is kept as it is, so the keys of existing jobs do not change.
 func JobKey(owner, repo string, issue int) string {
+	if strings.HasPrefix(repo, ".") || strings.HasSuffix(repo, ".") || strings.Contains(repo, "..") {
+		repo = strings.ReplaceAll(repo, ".", dotEscape)
+	}
 	return owner + "." + repo + "." + strconv.Itoa(issue)
 }
+
+// dotEscape stands for a dot in the repository part of a job key that could
+// not hold it as is (see JobKey).
+const dotEscape = "=2E"
 
 // ParseJobKey splits a key made by JobKey. Repository names may hold dots, owner
 // names may not, so the owner ends at the first dot and the issue starts after the last.
@@ -99,7 +112,7 @@ func ParseJobKey(key string) (owner, repo string, issue int, err error) {
 	if err != nil || issue <= 0 {
 		return "", "", 0, fmt.Errorf("parse job key %q: issue is not a positive number", key)
 	}
-	return key[:first], key[first+1 : last], issue, nil
+	return key[:first], strings.ReplaceAll(key[first+1:last], dotEscape, "."), issue, nil
 }
 
 // DeliveryKey is the key in DeliveryBucket of the webhook delivery with GUID

@@ -22,6 +22,9 @@ func TestJobKeyRoundTrip(t *testing.T) {
 		{"NVIDIA", "TensorRT-LLM", 42},
 		{"a", "repo.with.dots", 1},
 		{"o-x", "r_y", 999999},
+		{"NVIDIA", ".github", 3},
+		{"o", "trailing.", 4},
+		{"o", "two..dots", 5},
 	}
 	for _, tc := range tests {
 		key := bus.JobKey(tc.owner, tc.repo, tc.issue)
@@ -34,6 +37,27 @@ func TestJobKeyRoundTrip(t *testing.T) {
 		if _, _, _, err := bus.ParseJobKey(bad); err == nil {
 			t.Errorf("ParseJobKey(%q) succeeded, want error", bad)
 		}
+	}
+}
+
+// A repository named ".github" (or with two dots in a row) once made a
+// key with an empty token, which the bucket refuses: every job look-up on
+// its issues failed, and every remark there was answered 503.
+func TestJobKeyOfDottedRepoIsUsable(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx := context.Background()
+	for _, repo := range []string{".github", "two..dots", "a.b"} {
+		key := bus.JobKey("NVIDIA", repo, 1)
+		if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key, Owner: "NVIDIA", Repo: repo, Issue: 1}); err != nil {
+			t.Fatalf("CreateJob(%q): %v", key, err)
+		}
+		j, _, err := bus.GetJob(ctx, r.Jobs, key)
+		if err != nil || j.Repo != repo {
+			t.Fatalf("GetJob(%q) = %+v, %v", key, j, err)
+		}
+	}
+	if got, want := bus.JobKey("o", "a.b", 1), "o.a.b.1"; got != want {
+		t.Errorf("JobKey of a plain dotted name = %q, want it unchanged: %q", got, want)
 	}
 }
 
