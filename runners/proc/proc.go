@@ -238,10 +238,13 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 }
 
 // pump copies src to dst line by line (lines longer than ChunkSize are cut),
-// redacting each piece, and hands chunks of up to ChunkSize to emit.
+// redacting each piece, and hands chunks of up to ChunkSize to emit. Where a
+// long line is cut, its last bytes (one fewer than the longest secret) are
+// held back and redacted with the next piece, so a secret astride the cut is
+// still replaced.
 func (r *Runner) pump(src io.Reader, dst io.Writer, emit func([]byte)) error {
 	br := bufio.NewReaderSize(src, ChunkSize)
-	var pending []byte
+	var pending, carry []byte
 	var werr error
 	flush := func() {
 		if len(pending) > 0 {
@@ -251,8 +254,15 @@ func (r *Runner) pump(src io.Reader, dst io.Writer, emit func([]byte)) error {
 	}
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			red := r.Redactor.Bytes(append([]byte(nil), line...))
+		if len(line) > 0 || len(carry) > 0 {
+			red := r.Redactor.Bytes(append(carry, line...))
+			carry = nil
+			if err == bufio.ErrBufferFull {
+				if k := r.Redactor.maxLen() - 1; k > 0 && k < len(red) {
+					carry = append([]byte(nil), red[len(red)-k:]...)
+					red = red[:len(red)-k]
+				}
+			}
 			if _, e := dst.Write(red); e != nil && werr == nil {
 				werr = e
 			}
@@ -260,6 +270,10 @@ func (r *Runner) pump(src io.Reader, dst io.Writer, emit func([]byte)) error {
 				flush()
 			}
 			pending = append(pending, red...)
+			for len(pending) > ChunkSize { // a carried tail or a redaction made it longer
+				emit(pending[:ChunkSize:ChunkSize])
+				pending = pending[ChunkSize:]
+			}
 			if br.Buffered() == 0 { // nothing more waiting: send what we have now
 				flush()
 			}

@@ -106,6 +106,35 @@ func TestRunOutputOrderedCompleteRedacted(t *testing.T) {
 	}
 }
 
+// TestRunRedactsSecretAcrossLongLineCut: a line longer than ChunkSize is read
+// in pieces; a secret that straddles the cut between two pieces is replaced
+// all the same, in the file and in the chunks.
+func TestRunRedactsSecretAcrossLongLineCut(t *testing.T) {
+	for _, at := range []int{proc.ChunkSize - 10, proc.ChunkSize - 1, proc.ChunkSize - 17, 2*proc.ChunkSize - 5} {
+		r, chunks := newRunner(t)
+		line := strings.Repeat("x", at) + "ghs_supersecret123" + strings.Repeat("y", 100)
+		res, err := r.Run(context.Background(), proc.Cmd{Name: "long", Args: []string{"printf", "%s\\n", line}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Repeat("x", at) + "[REDACTED]" + strings.Repeat("y", 100) + "\n"
+		out, _ := os.ReadFile(res.Stdout)
+		if diff := cmp.Diff(string(out), want); diff != "" {
+			t.Errorf("secret at %d: stdout file (-got +want):\n%s", at, diff)
+		}
+		var streamed strings.Builder
+		for i, c := range *chunks {
+			if len(c.Data) > proc.ChunkSize {
+				t.Errorf("secret at %d: chunk %d is %d bytes, over %d", at, i, len(c.Data), proc.ChunkSize)
+			}
+			streamed.Write(c.Data)
+		}
+		if streamed.String() != want {
+			t.Errorf("secret at %d: streamed output differs from the file", at)
+		}
+	}
+}
+
 func TestRunTimeoutKillsProcessGroup(t *testing.T) {
 	r, _ := newRunner(t)
 	pidFile := t.TempDir() + "/child.pid"

@@ -61,5 +61,18 @@ func (r *Redactor) Bytes(b []byte) []byte {
 	return b
 }
 
+// maxLen is the length of the longest secret (0 for none or a nil r).
+func (r *Redactor) maxLen() int {
+	if r == nil {
+		return 0
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.secrets) == 0 {
+		return 0
+	}
+	return len(r.secrets[0]) // sorted longest first
+}
+
 // String returns s with every secret replaced.
 func (r *Redactor) String(s string) string { return string(r.Bytes([]byte(s))) }
