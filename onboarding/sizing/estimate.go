@@ -188,7 +188,29 @@ func EstimateParams(cfg *Config) (Estimate, error) {
 		}
 	}
 	est.Params = est.Parts.Total()
+	if err := est.Parts.sane(cfg.path); err != nil {
+		return Estimate{}, err
+	}
 	return est, nil
+}
+
+// MaxParams is the largest parameter count an estimate may come to: fifty
+// times today's largest models. Beyond it the config's figures are not a real
+// model's, and their products may have overflowed.
+const MaxParams = 100e12
+
+// sane rejects parts that no real model has: a negative part or a total over
+// MaxParams, which is what overflowing products of hostile figures leave.
+func (p Parts) sane(config string) error {
+	for _, v := range []int64{p.Embed, p.Head, p.Attention, p.MLP, p.Experts, p.Router, p.Norm, p.SSM, p.Vision, p.MTP, p.MTPLinear} {
+		if v < 0 {
+			return fmt.Errorf("%s: the figures come to a negative parameter count: not a real model's", config)
+		}
+	}
+	if t := p.Total(); t < 0 || t > MaxParams {
+		return fmt.Errorf("%s: the figures come to %d parameters, over %.0e: not a real model's", config, t, float64(MaxParams))
+	}
+	return nil
 }
 
 func withDefaults(c *Config, fam family) *Config {
@@ -541,18 +563,19 @@ func vision(vc, text *Config) (int64, error) {
 	return n, nil
 }
 
-// maxDim bounds any one dimension; past it a config is not a real model and
-// products would overflow.
+// maxDim bounds any one dimension; past it a config is not a real model. The
+// products of several such dimensions can still overflow: EstimateParams
+// checks the result (Parts.sane) as well.
 const maxDim = 1 << 24
 
-// plausible rejects dimensions no real model has (and that would overflow).
+// plausible rejects dimensions no real model has.
 func plausible(c *Config, dims ...int64) error {
 	for _, d := range dims {
 		if d > maxDim {
 			return fmt.Errorf("%s: dimension %d is implausibly large", c.path, d)
 		}
 	}
-	for _, k := range []string{"num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size", "intermediate_size", "num_key_value_heads", "head_dim", "kv_lora_rank", "q_lora_rank", "num_nextn_predict_layers"} {
+	for _, k := range []string{"num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size", "intermediate_size", "num_key_value_heads", "head_dim", "kv_lora_rank", "q_lora_rank", "num_nextn_predict_layers", "n_shared_experts", "shared_expert_intermediate_size"} {
 		if v, ok := c.Int(k); ok && (v > maxDim || v < 0) {
 			return fmt.Errorf("%s: %s %d is implausible", c.path, k, v)
 		}

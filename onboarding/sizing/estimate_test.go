@@ -118,6 +118,25 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// TestEstimateRejectsOverflow: figures no real model has, whose products
+// overflow int64, are refused rather than turned into a negative or wrapped
+// parameter count.
+func TestEstimateRejectsOverflow(t *testing.T) {
+	for name, s := range map[string]string{
+		"shared experts":               `{"model_type":"deepseek_v3","hidden_size":8,"num_hidden_layers":2,"vocab_size":10,"num_attention_heads":2,"intermediate_size":4,"kv_lora_rank":2,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"n_routed_experts":4,"first_k_dense_replace":1,"n_shared_experts":4000000000000000,"moe_intermediate_size":16000000}`,
+		"shared expert size":           `{"model_type":"qwen3_moe","hidden_size":8,"num_hidden_layers":2,"vocab_size":10,"num_attention_heads":2,"intermediate_size":4,"num_experts":4,"moe_intermediate_size":4,"shared_expert_intermediate_size":9000000000000000}`,
+		"every dimension at the bound": `{"model_type":"llama","hidden_size":16000000,"num_hidden_layers":16000000,"vocab_size":16000000,"num_attention_heads":2,"intermediate_size":16000000}`,
+	} {
+		c, err := ParseConfig(name, []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est, err := EstimateParams(c); err == nil {
+			t.Errorf("%s: estimate %d (%+v), want an error", name, est.Params, est.Parts)
+		}
+	}
+}
+
 func FuzzEstimate(f *testing.F) {
 	f.Add([]byte(`{"model_type":"llama","hidden_size":8,"num_hidden_layers":2,"vocab_size":10,"num_attention_heads":2,"intermediate_size":4}`))
 	f.Add([]byte(`{"model_type":"deepseek_v3","hidden_size":8,"num_hidden_layers":2,"vocab_size":10,"num_attention_heads":2,"intermediate_size":4,"kv_lora_rank":2,"qk_rope_head_dim":2,"qk_nope_head_dim":2,"v_head_dim":2,"n_routed_experts":4,"first_k_dense_replace":1,"num_nextn_predict_layers":1}`))
@@ -131,6 +150,9 @@ func FuzzEstimate(f *testing.F) {
 		est, err := EstimateParams(c)
 		if err == nil && est.Parts.Total() != est.Params {
 			t.Fatalf("parts %d != params %d", est.Parts.Total(), est.Params)
+		}
+		if err == nil && (est.Params < 0 || est.Params > MaxParams) {
+			t.Fatalf("params %d out of range", est.Params)
 		}
 	})
 }
