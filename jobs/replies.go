@@ -53,7 +53,12 @@ func hubRefusalText(user string, e *hub.Error) string {
 	case hub.ReasonUnauthorized:
 		why = "the Hub refused my token for it (private or gated)."
 	default:
-		why = e.Error()
+		// The Hub's own words are its text, not ours: quoted, clipped.
+		why = fmt.Sprintf("the HuggingFace Hub answered %d", e.Status)
+		if e.Message != "" {
+			why += ": " + code(e.Message)
+		}
+		why += "."
 	}
 	return fmt.Sprintf("%s @%s I can't onboard %s: %s", agentPrefix, user, code(e.ModelID), why)
 }

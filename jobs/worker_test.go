@@ -127,6 +127,11 @@ func newFakeHub(t testing.TB) *fakeHub {
 			_, _ = w.Write(b)
 			return
 		}
+		if id == "org/forbidden" {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":"**Forbidden**\n\nask @everyone ` + "`here`" + ` <img src=x>` + strings.Repeat(" pad", 100) + `"}`))
+			return
+		}
 		code := "RepoNotFound"
 		if id == "org/gated" {
 			code = "GatedRepo"
@@ -770,5 +775,22 @@ func TestOnboardRefusesAnUnusableHubAnswer(t *testing.T) {
 		if cs := r.cycles(n); len(cs) != 0 {
 			t.Errorf("cycles on %d GPUs: %+v, want none", n, cs)
 		}
+	}
+}
+
+// A refusal the worker has no words for used to quote the Hub's error
+// message into the reply as it came: Markdown, mentions and all, at any
+// length.
+func TestHubRefusalQuotesTheHub(t *testing.T) {
+	r := newRig(t, -1)
+	r.send(onboard(1, maint, "org/forbidden"))
+	bodies := r.bodies(1)
+	if len(bodies) != 1 {
+		t.Fatalf("comments = %q, want one reply", bodies)
+	}
+	b := bodies[0]
+	if !strings.Contains(b, "the HuggingFace Hub answered 403: `**Forbidden**  ask @everyone 'here' <img src=x>") ||
+		strings.Count(b, "`") != 4 || len(b) > 400 {
+		t.Errorf("reply = %q, want the Hub's message in one clipped code span", b)
 	}
 }
