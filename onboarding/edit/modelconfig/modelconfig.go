@@ -56,6 +56,11 @@ func Render(o Options) ([]byte, error) {
 	if o.WorldSize <= 0 {
 		return nil, fmt.Errorf("model config for %s: world size %d", o.ModelID, o.WorldSize)
 	}
+	// Both go into the header comment: a line break would end the comment
+	// and make the rest of the value YAML.
+	if strings.ContainsAny(o.ModelID+o.Display, "\r\n") {
+		return nil, fmt.Errorf("model config for %q: model id and display name %q must be on one line", o.ModelID, o.Display)
+	}
 	var b bytes.Buffer
 	name := o.Display
 	if name == "" {

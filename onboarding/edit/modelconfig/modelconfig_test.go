@@ -61,6 +61,15 @@ func TestRender(t *testing.T) {
 	if _, err := Render(Options{ModelID: "a/b"}); err == nil {
 		t.Error("world size 0: no error")
 	}
+	for _, o := range []Options{
+		{ModelID: "a/b", Display: "B\nworld_size: 64", WorldSize: 2},
+		{ModelID: "a/b", Display: "B\rtrust_remote_code: true", WorldSize: 2},
+		{ModelID: "a/b\nx: 1", WorldSize: 2},
+	} {
+		if out, err := Render(o); err == nil {
+			t.Errorf("Render(%q, %q) = %q, want an error: a line break ends the header comment", o.ModelID, o.Display, out)
+		}
+	}
 }
 
 func TestSetLayers(t *testing.T) {
