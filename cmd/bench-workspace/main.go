@@ -33,6 +33,10 @@ func main() {
 	jobs := flag.Int("jobs", 5, "worktrees to time after the first")
 	dir := flag.String("dir", "", "working directory (a temporary one, removed after, when empty)")
 	flag.Parse()
+	if *files < 1 || *commits < 0 || *touch < 0 || *jobs < 1 {
+		fmt.Fprintln(os.Stderr, "bench-workspace: want -files and -jobs of at least 1, -commits and -touch of at least 0")
+		os.Exit(2)
+	}
 	if err := run(*dir, *files, *commits, *touch, *jobs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-workspace:", err)
 		os.Exit(1)
@@ -157,11 +161,11 @@ func generate(path string, files, commits, touch int) error {
 		}
 		w.WriteString("\n")
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
+	ferr := w.Flush()
 	in.Close()
-	if err := cmd.Wait(); err != nil {
+	if err := cmd.Wait(); ferr != nil {
+		return fmt.Errorf("git fast-import: write its input: %w", ferr)
+	} else if err != nil {
 		return fmt.Errorf("git fast-import: %w", err)
 	}
 	// As a server would hold it: one pack.
