@@ -412,7 +412,7 @@ func (c *Config) Validate(requireApp bool) error {
 	if c.NATS.URL != "" {
 		for _, u := range strings.Split(c.NATS.URL, ",") {
 			if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || pu.Host == "" {
-				bad("NATS URL %q is not a URL like nats://host:4222", u)
+				bad("NATS URL %q is not a URL like nats://host:4222", redactURL(u))
 			}
 		}
 	}

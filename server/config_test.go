@@ -131,6 +131,18 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// A malformed NATS_URL used to be quoted whole in the error, with the
+// user and password it held.
+func TestValidateRedactsNATSURL(t *testing.T) {
+	c := DefaultConfig()
+	c.GitHub.WebhookSecret = "s"
+	c.NATS.URL = "nats://adbot:hunter2@"
+	err := c.Validate(false)
+	if err == nil || !strings.Contains(err.Error(), "NATS URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error = %v, want one about the NATS URL without its password", err)
+	}
+}
+
 func TestValidateDevWithoutApp(t *testing.T) {
 	c := DefaultConfig()
 	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "GITHUB_WEBHOOK_SECRET is required") {
