@@ -34,6 +34,10 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	seeds := flag.Int("seeds", 1, "run this many seeds from -seed and print each")
 	flag.Parse()
+	if *cycles < 1 || *hosts < 1 || *gpus < 1 || *seeds < 1 {
+		fmt.Fprintln(os.Stderr, "sim-packing: -cycles, -hosts, -gpus and -seeds must be at least 1")
+		os.Exit(2)
+	}
 	fmt.Printf("%d cycles (1/2/4/8 GPUs at 40/30/20/10%%, 10-180 min), %d hosts x %d GPUs\n", *cycles, *hosts, *gpus)
 	fmt.Printf("%-6s %10s %12s %8s %16s %8s\n", "seed", "bound", "runner", "ratio", "one-per-host", "ratio")
 	for s := *seed; s < *seed+uint64(*seeds); s++ {
