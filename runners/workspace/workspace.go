@@ -71,6 +71,9 @@ func (m *Mirror) Ensure(ctx context.Context) error {
 		}
 		tmp := m.Dir + ".cloning"
 		_ = os.RemoveAll(tmp)
+		// A clone killed with its context, or one that cannot be moved into
+		// place, is not left behind (it can be gigabytes).
+		defer os.RemoveAll(tmp)
 		if _, err := git(ctx, "", m.GitEnv, "clone", "--bare", "--quiet", m.Remote, tmp); err != nil {
 			return fmt.Errorf("clone mirror of %s: %w", m.Remote, err)
 		}

@@ -94,6 +94,23 @@ func TestMirrorWorktrees(t *testing.T) {
 	}
 }
 
+// TestEnsureLeavesNoHalfClone: a clone that cannot be moved into place (a
+// non-empty folder without a repository is there) is removed, not left beside it.
+func TestEnsureLeavesNoHalfClone(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(data, "mirror.git")
+	if err := os.MkdirAll(filepath.Join(dir, "junk"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	m := &workspace.Mirror{Dir: dir, Remote: gittest.BareRepo(t, "hello\n"), WorkRoot: filepath.Join(data, "wt"), DiskFloor: -1}
+	if err := m.Ensure(context.Background()); err == nil {
+		t.Fatal("Ensure over a non-empty folder succeeded")
+	}
+	if _, err := os.Stat(dir + ".cloning"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("half-made clone left at %s.cloning (stat: %v)", dir, err)
+	}
+}
+
 func TestAddRefusesBelowDiskFloor(t *testing.T) {
 	m := &workspace.Mirror{Dir: t.TempDir(), WorkRoot: t.TempDir(), DiskFloor: 1 << 62}
 	_, err := m.Add(context.Background(), "adbot/x-1")
