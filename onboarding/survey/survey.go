@@ -228,6 +228,11 @@ func worldSize(dir string, c *Checkout, e *registry.Entry) int {
 		return ws
 	}
 	for _, f := range e.Configs() {
+		// A config is a file of the configs folder: a name from the
+		// registry that leads elsewhere ("../../x.yaml") is not read.
+		if !fs.ValidPath(f) || strings.Contains(f, "/") {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, c.Configs, f))
 		if err != nil {
 			continue

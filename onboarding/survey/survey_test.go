@@ -177,6 +177,33 @@ func TestSurveyBrokenRegistry(t *testing.T) {
 	}
 }
 
+// TestSurveyReadsOnlyConfigsFolder: a config name in the registry that
+// leads out of the configs folder (here to the checkout's root) is not read
+// for the world size.
+func TestSurveyReadsOnlyConfigsFolder(t *testing.T) {
+	dir := checkout(t, "")
+	if err := os.WriteFile(filepath.Join(dir, "outside.yaml"), []byte("world_size: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "examples/auto_deploy/model_registry/models.yaml")
+	reg := "models:\n- name: a/b\n  config_id: x\n  yaml_extra: ['../../../../outside.yaml']\n- name: a/b-2\n  config_id: x\n  yaml_extra: ['../../../../examples/../outside.yaml']\n"
+	if err := os.WriteFile(p, []byte(reg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Survey(dir, Model{ID: "a/b"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rep.Members {
+		if m.WorldSize != 0 {
+			t.Errorf("%s: world size %d read from a file outside the configs folder", m.Name, m.WorldSize)
+		}
+	}
+	if len(rep.Members) != 2 {
+		t.Errorf("members %+v, want a/b and a/b-2", rep.Members)
+	}
+}
+
 func TestConfigClassOf(t *testing.T) {
 	tests := []struct {
 		arch string
