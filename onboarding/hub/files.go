@@ -32,15 +32,12 @@ func (c *Client) File(ctx context.Context, id, revision, name string) ([]byte, e
 		parts[i] = url.PathEscape(p)
 	}
 	path := "/" + id + "/resolve/" + url.PathEscape(revision) + "/" + strings.Join(parts, "/")
-	a, err := c.get(ctx, path, false, maxFile+1, name+" of "+id)
+	a, err := c.get(ctx, path, false, maxFile, name+" of "+id)
 	if err != nil {
 		return nil, err
 	}
 	if a.status != http.StatusOK {
 		return nil, &Error{ModelID: id, Status: a.status, Reason: a.code, Message: "file " + name}
-	}
-	if len(a.body) > maxFile {
-		return nil, fmt.Errorf("%s of %s is larger than %d bytes", name, id, maxFile)
 	}
 	return a.body, nil
 }

@@ -185,8 +185,10 @@ type answer struct {
 
 // get asks the Hub for path below the endpoint (escaped by the caller),
 // sending the token when there is one and asking for JSON when wantJSON is set,
-// and reads at most limit bytes of the answer, whatever its status. what
-// names the request in errors.
+// and reads at most limit bytes of the answer, whatever its status. A
+// successful answer longer than limit is an error saying so (cut short, it
+// would only fail to decode); a refusal's body is cut at limit. what names
+// the request in errors.
 func (c *Client) get(ctx context.Context, path string, wantJSON bool, limit int64, what string) (answer, error) {
 	base := strings.TrimRight(c.Endpoint, "/")
 	if base == "" {
@@ -211,9 +213,15 @@ func (c *Client) get(ctx context.Context, path string, wantJSON bool, limit int6
 		return answer{}, fmt.Errorf("ask HuggingFace Hub for %s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return answer{}, fmt.Errorf("read HuggingFace Hub answer for %s: %w", what, err)
+	}
+	if int64(len(body)) > limit {
+		if resp.StatusCode == http.StatusOK {
+			return answer{}, fmt.Errorf("HuggingFace Hub answer for %s is larger than %d bytes", what, limit)
+		}
+		body = body[:limit]
 	}
 	return answer{status: resp.StatusCode, code: Reason(resp.Header.Get("X-Error-Code")), body: body}, nil
 }

@@ -86,6 +86,25 @@ func TestParseModelFixture(t *testing.T) {
 	}
 }
 
+// TestClientModelTooLarge: an answer over the limit is refused saying so, not
+// cut short and reported as broken JSON.
+func TestClientModelTooLarge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"id":"big/model","siblings":[`))
+		entry := []byte(`{"rfilename":"shard.safetensors"},`)
+		for n := 0; n <= maxBody/len(entry); n++ {
+			w.Write(entry)
+		}
+		w.Write([]byte(`{"rfilename":"last"}]}`))
+	}))
+	defer srv.Close()
+	c := &Client{Endpoint: srv.URL}
+	_, err := c.Model(context.Background(), "big/model", "")
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Model of a %d-byte-plus answer: %v, want an error saying it is too large", maxBody, err)
+	}
+}
+
 func TestClientModel(t *testing.T) {
 	api := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
 	var gotAuth string
