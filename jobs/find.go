@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,12 +23,16 @@ type JobReader interface {
 // it is. It returns bus.ErrNoJob (wrapped) when there is none.
 //
 // A job is keyed by its issue; its pull request is found by reading the
-// owner's jobs (a handful) and comparing Repo and PR.
+// repository's jobs and comparing PR. The key filter is the job key with its
+// issue token a wildcard, so the jobs of the owner's other repositories are
+// never read: every event on any pull request of an installed repository
+// comes through here, in the webhook request.
 func Find(ctx context.Context, kv JobReader, owner, repo string, number int, isPR bool) (*bus.Job, error) {
 	if !isPR {
 		return get(ctx, kv, bus.JobKey(owner, repo, number))
 	}
-	lister, err := kv.ListKeysFiltered(ctx, owner+".>")
+	repoKeys := strings.TrimSuffix(bus.JobKey(owner, repo, 0), "0") + "*"
+	lister, err := kv.ListKeysFiltered(ctx, repoKeys)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, fmt.Errorf("find job of %s/%s#%d: %w", owner, repo, number, bus.ErrNoJob)
 	}
