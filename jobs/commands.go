@@ -383,7 +383,9 @@ func (w *Worker) sizeOf(ctx context.Context, m *hub.Model) (modelSize, error) {
 		if he.Status == http.StatusNotFound {
 			return modelSize{note: none + " and the repository has no config.json"}, nil
 		}
-		return modelSize{note: none + " and its config.json could not be read: " + he.Error()}, nil
+		// The Hub's message stays in the log: the note goes into the
+		// status comment.
+		return modelSize{note: fmt.Sprintf("%s and the Hub answered %d for its config.json", none, he.Status)}, nil
 	}
 	in, err := sizing.FromModel(m, "config.json", b, "")
 	if err != nil {

@@ -26,6 +26,8 @@ func TestOnboardSizesByConfig(t *testing.T) {
 		{"deepseek-ai/DeepSeek-V3", 684489845504, "config", 8, "| Size | 684.49B parameters (estimated from config.json) |"},
 		{"org/unknown-arch", 0, "", 8, `| Size | unknown (the Hub reports no safetensors parameter count and cannot estimate parameters of FancyForCausalLM (model_type "fancy"): the estimator knows only `},
 		{"org/nosize", 0, "", 8, "| Size | unknown (the Hub reports no safetensors parameter count and the repository has no config.json) |"},
+		// The Hub's message once went into the status comment as it came.
+		{"org/cfg-forbidden", 0, "", 8, "| Size | unknown (the Hub reports no safetensors parameter count and the Hub answered 403 for its config.json) |"},
 	}
 	r := newRig(t, -1)
 	for i, tt := range tests {

@@ -96,6 +96,8 @@ func newFakeHub(t testing.TB) *fakeHub {
 	for id := range configs {
 		models[id] = variant(id, func(m map[string]any) { delete(m, "safetensors") })
 	}
+	// config.json refused with a message of the Hub's own.
+	models["org/cfg-forbidden"] = variant("org/cfg-forbidden", func(m map[string]any) { delete(m, "safetensors") })
 	h := &fakeHub{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.calls.Add(1)
@@ -111,6 +113,11 @@ func newFakeHub(t testing.TB) *fakeHub {
 			if h.fileDown.Load() > 0 {
 				h.fileDown.Add(-1)
 				http.Error(w, "Bad Gateway", http.StatusBadGateway)
+				return
+			}
+			if id == "/org/cfg-forbidden" {
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"error":"@everyone **no** | x"}`))
 				return
 			}
 			if b, ok := configs[strings.TrimPrefix(id, "/")]; ok && file == hubSHA+"/config.json" {
