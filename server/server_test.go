@@ -474,3 +474,27 @@ func TestEmbeddedNATSPortInUse(t *testing.T) {
 		t.Errorf("error = %v, want it to say the address is in use", err)
 	}
 }
+
+// An unsigned request's delivery header went into the log whole, up to the
+// server's 1 MB header limit, for anyone who can reach the webhook.
+func TestWebhookLogsAnUnverifiedDeliveryIDClipped(t *testing.T) {
+	gh := fakegithub.New(t)
+	cfg := testConfig(t, gh.URL())
+	s, _ := startServer(t, cfg, withPublishHandler)
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	huge := strings.Repeat("d", 100_000)
+	body := []byte(`{"action":"opened"}`)
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, WebhookRoute, bytes.NewReader(body))
+	for k, v := range signed("not the secret", "issues", huge, body) {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("status = %d, want 401", rec.Code)
+	}
+	if !strings.Contains(logs.String(), "signature rejected") || logs.Len() > 1000 {
+		t.Errorf("log is %d bytes, want one short line about the signature: %.300s", logs.Len(), logs.String())
+	}
+}

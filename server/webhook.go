@@ -59,8 +59,10 @@ func (s *Server) webhook() http.Handler {
 			http.Error(rec, "webhook deliveries are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
+		// Nothing is verified yet: the header is whatever the sender chose,
+		// up to MaxHeaderBytes, so the log takes no more than a GUID's worth.
 		log := zerolog.Ctx(r.Context()).With().
-			Str(githubapp.LogKeyDeliveryID, r.Header.Get("X-GitHub-Delivery")).Logger()
+			Str(githubapp.LogKeyDeliveryID, clipHeader(r.Header.Get("X-GitHub-Delivery"))).Logger()
 		body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, s.cfg.Server.MaxBodyBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -93,6 +95,17 @@ func (s *Server) webhook() http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		dispatcher.ServeHTTP(rec, r)
 	})
+}
+
+// maxLoggedHeader bounds an unverified header value in the log: a GitHub
+// delivery GUID has 36 characters.
+const maxLoggedHeader = 64
+
+func clipHeader(v string) string {
+	if len(v) <= maxLoggedHeader {
+		return v
+	}
+	return v[:maxLoggedHeader] + "…"
 }
 
 // checkJSON checks that the payload of a signed body is JSON, as go-githubapp
