@@ -99,7 +99,9 @@ func cannotRetryText(user string, j *bus.Job) string {
 	case j.Status == bus.StatusQueued || j.Status == bus.StatusRunning:
 		hint = " A cycle is already under way."
 	case j.Status.Terminal():
-		hint = " To start over, comment `/onboard " + j.ModelID + "`."
+		// On the issue: on the pull request, where a retry often comes
+		// from, "/onboard <model>" is no command.
+		hint = fmt.Sprintf(" To start over, comment `/onboard %s` on issue #%d.", j.ModelID, j.Issue)
 	case j.Status == bus.StatusAwaitingApproval:
 		hint = " It waits for `/onboard proceed`."
 	case j.Status == bus.StatusWaitingReview:

@@ -801,3 +801,17 @@ func TestHubRefusalQuotesTheHub(t *testing.T) {
 		t.Errorf("reply = %q, want the Hub's message in one clipped code span", b)
 	}
 }
+
+// A retry on an ended job's pull request was told to comment "/onboard
+// <model>", which on a pull request is no command.
+func TestRetryOfEndedJobPointsToTheIssue(t *testing.T) {
+	r := newRig(t, -1)
+	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	r.setJob(1, func(j *bus.Job) { j.Status, j.PR = bus.StatusDone, 50 })
+	r.send(bus.Command{Kind: bus.CmdRetry, Event: "issue_comment.created", InstallationID: 1, Issue: 50, IsPR: true,
+		Actor: maint, CommentID: r.gh.AddComment(owner, repo, 50, maint, "/onboard retry").ID})
+	bodies := r.bodies(50)
+	if len(bodies) != 1 || !strings.Contains(bodies[0], "comment `/onboard Qwen/Qwen3-0.6B` on issue #1.") {
+		t.Errorf("replies on the pull request = %q, want one pointing to issue #1", bodies)
+	}
+}
