@@ -184,17 +184,36 @@ func afterKeyword(line string) (keyword, arg string, ok bool) {
 }
 
 // cleanArg trims whitespace, trailing punctuation and one pair of wrapping
-// backticks, quotes or angle brackets.
+// backticks, quotes, brackets or parentheses; a Markdown link
+// "[text](url)" becomes its URL when that is a Hub link, else its text.
 func cleanArg(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimRight(s, trailingPunct)
-	for _, p := range [][2]string{{"`", "`"}, {"\"", "\""}, {"'", "'"}, {"<", ">"}, {"**", "**"}} {
+	if text, link, ok := markdownLink(s); ok {
+		if _, hub := fromHubURL(link); hub {
+			return link
+		}
+		s = text
+	}
+	for _, p := range [][2]string{{"`", "`"}, {"\"", "\""}, {"'", "'"}, {"<", ">"}, {"**", "**"}, {"(", ")"}, {"[", "]"}} {
 		if len(s) >= len(p[0])+len(p[1]) && strings.HasPrefix(s, p[0]) && strings.HasSuffix(s, p[1]) {
 			s = strings.TrimSpace(s[len(p[0]) : len(s)-len(p[1])])
 			break
 		}
 	}
 	return strings.TrimRight(s, trailingPunct)
+}
+
+// markdownLink splits "[text](url)", the whole of s, into its parts.
+func markdownLink(s string) (text, link string, ok bool) {
+	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, ")") {
+		return "", "", false
+	}
+	text, link, ok = strings.Cut(s[1:len(s)-1], "](")
+	if !ok || text == "" || link == "" || strings.ContainsAny(text, "[]") || strings.ContainsAny(link, "() \t") {
+		return "", "", false
+	}
+	return text, link, true
 }
 
 // fromHubURL turns https://huggingface.co/<org>/<name>[/...] (or hf.co) into

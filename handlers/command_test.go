@@ -25,6 +25,11 @@ func TestParseIssue(t *testing.T) {
 		{"onboard huggingface.co/Qwen/Qwen3-0.6B", "", "Qwen/Qwen3-0.6B", true},
 		{"onboard https://hf.co/models/Qwen/Qwen3-0.6B", "", "Qwen/Qwen3-0.6B", true},
 		{"onboard <meta-llama/Llama-3.1-8B>!", "", "meta-llama/Llama-3.1-8B", true},
+		// Parentheses, brackets and Markdown links were kept as part of the id.
+		{"onboard (Qwen/Qwen3-0.6B).", "", "Qwen/Qwen3-0.6B", true},
+		{"onboard [Qwen/Qwen3-0.6B]", "", "Qwen/Qwen3-0.6B", true},
+		{"Model request", "onboard [Qwen3](https://huggingface.co/Qwen/Qwen3-0.6B)", "Qwen/Qwen3-0.6B", true},
+		{"Model request", "onboard [Qwen/Qwen3-0.6B](https://example.com/x)", "Qwen/Qwen3-0.6B", true},
 		{"New model request", "\n\n  onboard deepseek-ai/DeepSeek-V3  \nIt is big.", "deepseek-ai/DeepSeek-V3", true},
 		{"New model request", "please onboard deepseek-ai/DeepSeek-V3", "", false},
 		// The title's malformed id loses to the body's well-formed one.
