@@ -298,14 +298,18 @@ func (c *Cycle) push(ctx context.Context, force bool) (proc.Result, string, erro
 	args = append(args, "origin", "HEAD:refs/heads/"+c.Worktree.Branch)
 	env := []string{"GIT_TERMINAL_PROMPT=0"}
 	if strings.HasPrefix(c.Remote, "https://") || strings.HasPrefix(c.Remote, "http://") {
+		if err := checkPushConfig(ctx, c.Worktree.Dir, c.Remote); err != nil {
+			return proc.Result{}, "", fmt.Errorf("push %s: %w", c.Worktree.Branch, err)
+		}
 		tok, err := c.Token(ctx, map[string]string{"contents": "write"})
 		if err != nil {
 			return proc.Result{}, "", fmt.Errorf("push %s: %w", c.Worktree.Branch, err)
 		}
-		env = append(env,
-			"GIT_CONFIG_COUNT=2",
+		env = append(append(env, pushGitEnv...),
+			"GIT_CONFIG_COUNT=3",
 			"GIT_CONFIG_KEY_0=credential.helper", "GIT_CONFIG_VALUE_0=",
 			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
+			"GIT_CONFIG_KEY_2=core.hooksPath", "GIT_CONFIG_VALUE_2=/dev/null",
 			"ADBOT_GIT_TOKEN="+tok)
 	}
 	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
