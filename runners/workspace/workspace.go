@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,9 +368,16 @@ func flock(ctx context.Context, path string) (func(), error) {
 	}
 }
 
+// safeGit are settings every git the runner runs gets: a cycle's processes
+// can write the mirror's hooks and configuration (the agent runs as the
+// runner's user), and the runner's own checkouts and cleanups for later jobs
+// must not run what they left there (a post-checkout hook, an fsmonitor
+// program).
+var safeGit = []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"}
+
 // git runs git with an argument vector and a minimal environment.
 func git(ctx context.Context, dir string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd := exec.CommandContext(ctx, "git", append(slices.Clip(safeGit), args...)...)
 	cmd.Dir = dir
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),

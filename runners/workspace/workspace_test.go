@@ -111,6 +111,28 @@ func TestEnsureLeavesNoHalfClone(t *testing.T) {
 	}
 }
 
+// TestNoHookRuns: a hook left in the mirror (by a cycle's process) does
+// not run when the runner checks out the next job's worktree.
+func TestNoHookRuns(t *testing.T) {
+	ctx := context.Background()
+	m := newMirror(t)
+	ran := filepath.Join(t.TempDir(), "ran")
+	hook := filepath.Join(m.Dir, "hooks", "post-checkout")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\ntouch "+ran+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.Add(ctx, "adbot/x-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the mirror's post-checkout hook ran")
+	}
+}
+
 func TestAddRefusesBelowDiskFloor(t *testing.T) {
 	m := &workspace.Mirror{Dir: t.TempDir(), WorkRoot: t.TempDir(), DiskFloor: 1 << 62}
 	_, err := m.Add(context.Background(), "adbot/x-1")
