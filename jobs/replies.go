@@ -24,10 +24,15 @@ func deniedText(user, bot string) string {
 }
 
 func invalidIDText(user, id string, err error) string {
-	return fmt.Sprintf("%s @%s I can't onboard %s: %s.\n\n"+
+	what := "onboard " + code(id)
+	if strings.TrimSpace(id) == "" {
+		// A labeled issue whose title names no model: no empty code span.
+		what = "tell which model to onboard"
+	}
+	return fmt.Sprintf("%s @%s I can't %s: %s.\n\n"+
 		"Write the HuggingFace repo id as `onboard <org>/<name>`, for example `onboard Qwen/Qwen3-0.6B`, "+
 		"in the issue title or its first line (a `https://huggingface.co/<org>/<name>` link works too).",
-		agentPrefix, user, code(id), strings.TrimSuffix(explain(err), "."))
+		agentPrefix, user, what, strings.TrimSuffix(explain(err), "."))
 }
 
 // explain turns hub.ValidateModelID's error into a sentence without repeating the id.

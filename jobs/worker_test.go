@@ -452,6 +452,10 @@ func TestRefusals(t *testing.T) {
 			if len(bodies) != 1 || !strings.Contains(bodies[0], tt.want) {
 				t.Errorf("replies = %q, want one containing %q", bodies, tt.want)
 			}
+			// An empty id was once quoted as an empty code span: "onboard ``".
+			if len(bodies) == 1 && strings.Contains(bodies[0], "``") {
+				t.Errorf("reply quotes an empty id: %q", bodies[0])
+			}
 			if called := r.hub.calls.Load() > 0; called != tt.hub {
 				t.Errorf("Hub called: %v, want %v", called, tt.hub)
 			}
