@@ -88,3 +88,38 @@ func TestWithReason(t *testing.T) {
 		}
 	}
 }
+
+// A worker whose consumer was deleted used to return nil from Run as if
+// it had been told to stop: the server went on answering webhooks with
+// nothing carrying out their commands.
+func TestWorkerRunFailsWhenItsConsumerGoes(t *testing.T) {
+	_, _, res := bustest.Start(t)
+	w := NewWorker(WorkerDeps{Bus: res, Concurrency: 2})
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- w.Run(ctx) }()
+	// Delete the consumer once the worker pulls from it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := res.Commands.Consumer(ctx, bus.CommandConsumer)
+		if err == nil && c.CachedInfo().NumWaiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker never pulled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := res.Commands.DeleteConsumer(ctx, bus.CommandConsumer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Run returned nil after its consumer was deleted, want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10s after its consumer was deleted")
+	}
+}

@@ -107,7 +107,9 @@ func NewWorker(d WorkerDeps) *Worker {
 }
 
 // Run consumes commands until ctx ends. It returns nil when ctx ends, or the
-// error that kept it from consuming.
+// error that kept it from consuming: a consumer that goes away (deleted,
+// the connection closed) ends Run with an error, so that its owner sees
+// that commands are no longer carried out.
 func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.d.Bus.Commands.Consumer(ctx, bus.CommandConsumer)
 	if err != nil {
@@ -130,25 +132,40 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	defer func() { close(stop); wg.Wait() }()
 	var loops sync.WaitGroup
+	var once sync.Once
+	var lost error // why the iterator closed while ctx still ran
 	for range w.d.Concurrency {
-		loops.Go(func() { w.loop(ctx, it) })
+		loops.Go(func() {
+			if err := w.loop(ctx, it); err != nil {
+				once.Do(func() { lost = err })
+			}
+		})
 	}
 	loops.Wait()
+	if lost != nil && ctx.Err() == nil {
+		return fmt.Errorf("consume %s: %w", bus.CommandConsumer, lost)
+	}
 	return nil
 }
 
-// loop carries out commands from it, one at a time, until it is stopped.
-func (w *Worker) loop(ctx context.Context, it jetstream.MessagesContext) {
+// loop carries out commands from it, one at a time, until it is stopped. It
+// returns the last error read when the iterator closed by itself.
+func (w *Worker) loop(ctx context.Context, it jetstream.MessagesContext) error {
 	log := zerolog.Ctx(ctx)
+	var last error
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
+			if ctx.Err() != nil {
+				return nil
+			}
+			return errors.Join(last, err)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
+			last = err
 			log.Warn().Err(err).Msg("Reading commands")
 			continue
 		}
