@@ -28,8 +28,9 @@ import (
 	"github.com/nvidia/adbot/jobs"
 )
 
-// DefaultTriggerLabel is the label that asks for onboarding (ADBOT_TRIGGER_LABEL).
-const DefaultTriggerLabel = "ad-onboard"
+// DefaultTriggerLabel is the label that asks for onboarding (ADBOT_TRIGGER_LABEL):
+// the one the worker's help names.
+const DefaultTriggerLabel = jobs.DefaultTriggerLabel
 
 // Log keys this package adds.
 const (

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nvidia/adbot/jobs"
 )
 
 // Tuning values. Each has a config key that overrides it; these are the defaults.
@@ -28,7 +30,7 @@ const (
 	// so that runners on other hosts reach it.
 	DefaultNATSHost = "0.0.0.0"
 	// DefaultTriggerLabel is the issue label that asks for an onboarding (ADBOT_TRIGGER_LABEL).
-	DefaultTriggerLabel = "ad-onboard"
+	DefaultTriggerLabel = jobs.DefaultTriggerLabel
 	// DefaultV3APIURL is GitHub's REST API.
 	DefaultV3APIURL = "https://api.github.com/"
 	// DefaultHubEndpoint is the HuggingFace Hub.
@@ -78,8 +80,8 @@ const (
 	// "Webhook intake"), well under GitHub's 100 concurrent requests.
 	DefaultWorkers = 32
 	// DefaultFeedbackSettle is how long review remarks on an idle job wait for
-	// the rest of a burst before their cycle goes out (jobs.DefaultFeedbackSettle).
-	DefaultFeedbackSettle = 10 * time.Second
+	// the rest of a burst before their cycle goes out.
+	DefaultFeedbackSettle = jobs.DefaultFeedbackSettle
 	// DefaultNATSReadyPoll is how often start-up looks whether the embedded
 	// nats-server accepts clients yet.
 	DefaultNATSReadyPoll = 100 * time.Millisecond
