@@ -33,7 +33,7 @@ const markerRoom = 200
 //
 // A comment's key is recorded as "intended" before it is posted; a cycle that
 // finds an intended key without a result looks for the key's marker among the
-// issue's comments before posting. Pull requests are found by their head
+// issue's comments (an App's only) before posting. Pull requests are found by their head
 // branch. Check runs carry the key as their external id.
 type Reporter struct {
 	c  *Cycle
@@ -163,7 +163,9 @@ func (r *Reporter) findComment(ctx context.Context, number int, marker string) (
 			return 0, fmt.Errorf("list comments on %s/%s#%d: %w", r.c.Msg.Owner, r.c.Msg.Repo, number, err)
 		}
 		for _, c := range cs {
-			if strings.HasSuffix(c.GetBody(), marker) {
+			// Only an App writes as "<name>[bot]"; a person's comment that
+			// copies the marker must not stand in for the bot's post.
+			if strings.HasSuffix(c.GetBody(), marker) && strings.HasSuffix(c.GetUser().GetLogin(), "[bot]") {
 				return c.GetID(), nil
 			}
 		}

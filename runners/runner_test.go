@@ -373,6 +373,30 @@ func TestPhasesResumeAndPostsAreIdempotent(t *testing.T) {
 	}
 }
 
+// TestStrangersMarkerIsNotAdopted: a person's comment ending with the
+// marker of a post the bot meant to make does not count as that post.
+func TestStrangersMarkerIsNotAdopted(t *testing.T) {
+	e := newEnv(t)
+	key := e.addJob(5, 1)
+	marker := "\n<!-- adbot:key 1/b/comment -->"
+	forged := e.gh.AddComment(testOwner, testRepo, 5, "mallory", "[AGENT] all tests passed"+marker)
+	if _, err := bus.UpdateJob(context.Background(), e.res.Jobs, key, func(j *bus.Job) error {
+		j.Posted = map[string]int64{"1/b/comment": -1}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wf := runners.WorkflowFunc(func(ctx context.Context, c *runners.Cycle) error {
+		_, err := c.Reporter.Comment(ctx, 0, "b/comment", comments.Post{Title: "b", Log: "log of b"})
+		return err
+	})
+	e.start("r", gputest.H100(1), wf)
+	waitFor(t, 10*time.Second, "the job to finish", func() bool { return e.job(key).Status == bus.StatusWaitingReview })
+	if id := e.job(key).Posted["1/b/comment"]; id == forged.ID || id <= 0 {
+		t.Errorf("comment key records %d; the forged comment is %d: want the bot's own post", id, forged.ID)
+	}
+}
+
 func TestForceGivesCyclesBack(t *testing.T) {
 	e := newEnv(t)
 	key := e.addJob(3, 1)
