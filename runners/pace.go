@@ -71,16 +71,25 @@ type ghTransport struct {
 	base  http.RoundTripper
 	token func(ctx context.Context) (string, error)
 	pace  *pacer
+	// host is the API's host: only requests to it carry the token, not a
+	// redirect elsewhere (GitHub sends downloads to storage hosts).
+	host string
 }
 
 func (t *ghTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	tok, err := t.token(ctx)
-	if err != nil {
-		return nil, err
+	r := req
+	if req.URL.Host == t.host {
+		tok, err := t.token(ctx)
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		r = req.Clone(ctx)
+		r.Header.Set("Authorization", "token "+tok)
 	}
-	r := req.Clone(ctx)
-	r.Header.Set("Authorization", "token "+tok)
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		if err := t.pace.wait(ctx); err != nil {
 			return nil, err

@@ -3,6 +3,9 @@ package runners
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -38,5 +41,39 @@ func TestPacerSpacing(t *testing.T) {
 	defer cancel()
 	if err := p.wait(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second write: %v, want it spaced an interval after the first", err)
+	}
+}
+
+// TestGHTransportTokenStaysWithTheAPI: a redirect to another host (GitHub
+// sends downloads to storage hosts) does not carry the installation token.
+func TestGHTransportTokenStaysWithTheAPI(t *testing.T) {
+	var storageAuth string
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		storageAuth = r.Header.Get("Authorization")
+	}))
+	defer storage.Close()
+	var apiAuth string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apiAuth = r.Header.Get("Authorization")
+		http.Redirect(w, r, storage.URL+"/blob", http.StatusFound)
+	}))
+	defer api.Close()
+	u, _ := url.Parse(api.URL)
+	cl := &http.Client{Transport: &ghTransport{
+		base:  http.DefaultTransport,
+		token: func(context.Context) (string, error) { return "ghs_secret_token", nil },
+		pace:  &pacer{},
+		host:  u.Host,
+	}}
+	resp, err := cl.Get(api.URL + "/repos/o/r/actions/runs/1/logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if apiAuth != "token ghs_secret_token" {
+		t.Errorf("API request Authorization = %q, want the token", apiAuth)
+	}
+	if storageAuth != "" {
+		t.Errorf("redirect to another host carried Authorization %q", storageAuth)
 	}
 }

@@ -46,13 +46,19 @@ func newReporter(c *Cycle, hc *http.Client, apiURL string, p *pacer) *Reporter {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	host := "api.github.com" // go-github's own base
+	u, err := url.Parse(apiURL)
+	if err == nil {
+		host = u.Host
+	}
 	cl.Transport = ghretry.New(&ghTransport{
 		base:  base,
 		token: func(ctx context.Context) (string, error) { return c.Token(ctx, reportPermissions) },
 		pace:  p,
+		host:  host,
 	}, ghretry.Options{MaxWait: 15 * time.Minute})
 	gh := github.NewClient(&cl)
-	if u, err := url.Parse(apiURL); err == nil {
+	if err == nil {
 		gh.BaseURL = u
 	}
 	return &Reporter{c: c, gh: gh}
