@@ -41,8 +41,11 @@ func (w *Worker) process(ctx context.Context, st *state) error {
 		if !ok {
 			return w.deny(ctx, st)
 		}
-		if err := w.react(ctx, st); err != nil {
-			return err
+		// A settling remark comes back once more; its first pass reacted.
+		if !st.rec.Settling {
+			if err := w.react(ctx, st); err != nil {
+				return err
+			}
 		}
 	}
 

@@ -819,3 +819,25 @@ func TestRetryOfEndedJobPointsToTheIssue(t *testing.T) {
 		t.Errorf("replies on the pull request = %q, want one pointing to issue #1", bodies)
 	}
 }
+
+// A remark on an idle job is carried out twice (parked, then sent once the
+// burst has settled), and each pass used to put 👀 on it again.
+func TestSettlingRemarkReactsOnce(t *testing.T) {
+	r := newRig(t, 50*time.Millisecond)
+	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	r.setJob(1, func(j *bus.Job) { j.Status, j.PR = bus.StatusWaitingReview, 50 })
+	id := r.gh.AddComment(owner, repo, 50, maint, "rename x").ID
+	r.send(feedback(50, id, "rename x"))
+	if cs := r.cycles(1); len(cs) != 2 || cs[1].Kind != bus.KindFeedback {
+		t.Fatalf("cycles = %+v, want the remark's feedback cycle", cs)
+	}
+	n := 0
+	for _, q := range r.gh.Requests() {
+		if q.Method == http.MethodPost && strings.HasSuffix(q.Path, fmt.Sprintf("/issues/comments/%d/reactions", id)) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d reaction requests on the remark, want 1", n)
+	}
+}
