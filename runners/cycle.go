@@ -605,7 +605,7 @@ func runWorkflow(ctx context.Context, w Workflow, c *Cycle) (err error) {
 	return w.Run(ctx, c)
 }
 
-var secretName = regexp.MustCompile(`(?i)token|secret|password|passwd|credential|private|api_?key|access_?key`)
+var secretName = regexp.MustCompile(`(?i)token|secret|password|passwd|credential|private|api_?key|access_?key|(^|_)key$|(^|_)pat$`)
 
 // passedSecrets are the values of passed-through variables whose names say
 // they are secret (HF_TOKEN, ...): redacted from everything that leaves the host.
