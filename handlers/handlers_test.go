@@ -407,6 +407,14 @@ func TestCommands(t *testing.T) {
 			want: []bus.Command{with(hello(bus.CmdOnboard, "issues.labeled", 1, false), func(c *bus.Command) { c.ModelID = "google/gemma-3-27b-it" })},
 		},
 		{
+			// The body's command was once ignored: the labeler was told the
+			// title names no model.
+			name: "trigger label with the command in the body's first line", event: "issues",
+			body: payload(t, "issues.labeled.json", map[string]any{"label.name": "ad-onboard", "issue.title": "Please add this model",
+				"issue.body": "\n onboard google/gemma-3-27b-it\n\nThanks!"}),
+			want: []bus.Command{with(hello(bus.CmdOnboard, "issues.labeled", 1, false), func(c *bus.Command) { c.ModelID = "google/gemma-3-27b-it" })},
+		},
+		{
 			name: "trigger label by someone else on a title without a model", event: "issues",
 			body: payload(t, "issues.labeled.json", map[string]any{"label.name": "ad-onboard", "sender.login": "maintainer"}),
 			want: []bus.Command{base(bus.CmdOnboard, "issues.labeled", "Codertocat", "Hello-World", 1, false, "maintainer", "")},

@@ -64,9 +64,14 @@ func (h *Issues) Handle(ctx context.Context, eventType, deliveryID string, paylo
 		if !strings.EqualFold(e.GetLabel().GetName(), h.TriggerLabel) {
 			return ignore(ctx, ReasonOtherLabel)
 		}
-		// A title that names no model gives an empty id: after authorizing
-		// the labeler, the worker replies what the title should hold.
-		model, _ = ParseLabeledTitle(issue.GetTitle())
+		// The title names the model, or else the body's first line holds
+		// "onboard <model-id>" (an issue opened by someone without write
+		// access, labeled by a maintainer). Neither gives an empty id:
+		// after authorizing the labeler, the worker replies what to write.
+		var ok bool
+		if model, ok = ParseLabeledTitle(issue.GetTitle()); !ok {
+			model, _ = ParseIssue("", issue.GetBody())
+		}
 	default:
 		return ignore(ctx, ReasonAction)
 	}

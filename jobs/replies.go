@@ -26,7 +26,7 @@ func deniedText(user, bot string) string {
 func invalidIDText(user, id string, err error) string {
 	what := "onboard " + code(id)
 	if strings.TrimSpace(id) == "" {
-		// A labeled issue whose title names no model: no empty code span.
+		// A labeled issue that names no model: no empty code span.
 		what = "tell which model to onboard"
 	}
 	return fmt.Sprintf("%s @%s I can't %s: %s.\n\n"+
@@ -169,7 +169,7 @@ func (w *Worker) helpText(user, unknown string) string {
 	}
 	fmt.Fprintf(&b, "Here is what I understand (only from people with write access):\n\n"+
 		"- An issue titled `onboard <org>/<name>` (or with that as its first line), or the `%s` label on an issue "+
-		"whose title names the model: onboard that HuggingFace model into AutoDeploy.\n"+
+		"whose title (or first line) names the model: onboard that HuggingFace model into AutoDeploy.\n"+
 		"- `/onboard proceed`: start a job that waits because the model runs remote code.\n"+
 		"- `/onboard cancel`: stop the job.\n"+
 		"- `/onboard retry`: run a failed cycle again.\n"+
