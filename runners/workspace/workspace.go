@@ -103,6 +103,11 @@ func (m *Mirror) fetchLocked(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	// Every job starts from what this fetch brings: a redirect of origin
+	// left in the mirror by one job's processes must not feed the next ones.
+	if err := CheckConfig(ctx, m.Dir, m.GitEnv, m.Remote); err != nil {
+		return fmt.Errorf("fetch mirror: %w", err)
+	}
 	if _, err := git(ctx, m.Dir, m.GitEnv, "fetch", "--quiet", "--prune", "origin"); err != nil {
 		return fmt.Errorf("fetch mirror %s: %w", m.Dir, err)
 	}

@@ -133,6 +133,18 @@ func TestNoHookRuns(t *testing.T) {
 	}
 }
 
+// TestFetchRefusesForeignConfig: a redirect of origin left in the mirror's
+// configuration (by a cycle's process) stops the fetch every later job
+// would start from.
+func TestFetchRefusesForeignConfig(t *testing.T) {
+	ctx := context.Background()
+	m := newMirror(t)
+	gittest.Git(t, m.Dir, "config", "url.https://evil.example/.insteadOf", m.Remote)
+	if err := m.Fetch(ctx); !errors.Is(err, workspace.ErrForeignConfig) || !strings.Contains(err.Error(), "insteadof") {
+		t.Errorf("Fetch = %v, want ErrForeignConfig naming the insteadOf", err)
+	}
+}
+
 func TestAddRefusesBelowDiskFloor(t *testing.T) {
 	m := &workspace.Mirror{Dir: t.TempDir(), WorkRoot: t.TempDir(), DiskFloor: 1 << 62}
 	_, err := m.Add(context.Background(), "adbot/x-1")
