@@ -183,11 +183,19 @@ func (w *Worker) helpText(user, unknown string) string {
 	return b.String()
 }
 
+// maxNoteInReply bounds a job's note quoted in a reply.
+const maxNoteInReply = 300
+
+// noteSuffix is j's note as a parenthesis in a one-line reply. A runner
+// writes a failed cycle's error there (up to 1,000 characters of a
+// command's output): it is put on one line and clipped, so that it cannot
+// open a heading, a list or a code block in the reply or flood it.
 func noteSuffix(j *bus.Job) string {
-	if j.Note == "" {
+	note := strings.Join(strings.Fields(j.Note), " ")
+	if note == "" {
 		return ""
 	}
-	return " (" + strings.TrimSuffix(j.Note, ".") + ")"
+	return " (" + clip(strings.TrimSuffix(note, "."), maxNoteInReply) + ")"
 }
 
 func short(sha string) string {

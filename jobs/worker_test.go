@@ -841,3 +841,21 @@ func TestSettlingRemarkReactsOnce(t *testing.T) {
 		t.Errorf("%d reaction requests on the remark, want 1", n)
 	}
 }
+
+// A failed cycle's note (a command's error output, written by the runner)
+// went into replies as it was: several lines that could open a heading or a
+// code block, up to 1,000 characters.
+func TestStatusReplyQuotesAFailureNoteOnOneLine(t *testing.T) {
+	r := newRig(t, -1)
+	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	note := "pytest failed:\n# FAILED test_x\n```\n" + strings.Repeat("E assert 1 == 2 ", 80)
+	r.setJob(1, func(j *bus.Job) { j.Status, j.Note = bus.StatusFailed, note })
+	r.send(bus.Command{Kind: bus.CmdStatus, Event: "issue_comment.created", InstallationID: 1, Issue: 1, Actor: maint,
+		CommentID: r.gh.AddComment(owner, repo, 1, maint, "/onboard status").ID})
+	bodies := r.bodies(1)
+	reply := bodies[len(bodies)-1]
+	if !strings.Contains(reply, "**failed** (pytest failed: # FAILED test_x ``` E assert") || strings.Contains(reply, "\n") ||
+		len(reply) > 800 {
+		t.Errorf("status reply = %q, want the note on one line, clipped", reply)
+	}
+}
