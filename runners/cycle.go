@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -558,10 +559,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 
 	status, note := bus.StatusWaitingReview, "cycle complete"
 	if err != nil {
-		status, note = bus.StatusFailed, cy.redact.String(err.Error())
-		if len(note) > 1000 {
-			note = note[:1000] + "…"
-		}
+		status, note = bus.StatusFailed, clipNote(cy.redact.String(err.Error()))
 		log.Error().Err(err).Msg("cycle failed")
 	}
 	// The result is ours to record only while the lease is.
@@ -593,6 +591,22 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Warn().Err(err).Msg("ack cycle")
 	}
 	log.Info().Str("status", string(status)).Dur("took", time.Since(cy.Started)).Msg("cycle finished")
+}
+
+// maxNote is the most bytes of a failure the job's note keeps.
+const maxNote = 1000
+
+// clipNote shortens a failure for the job's note, cutting between runes so
+// the status comment shows no broken character.
+func clipNote(s string) string {
+	if len(s) <= maxNote {
+		return s
+	}
+	i := maxNote
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 func runWorkflow(ctx context.Context, w Workflow, c *Cycle) (err error) {
