@@ -128,7 +128,13 @@ func Apply(dir string, m Model) ([]Change, error) {
 		return nil, err
 	}
 	if cp.old == nil {
-		base, _ := os.ReadFile(filepath.Join(dir, co.Configs, "dashboard_default.yaml"))
+		// A checkout without defaults gets a config without them; one whose
+		// defaults cannot be read gets no config rather than a thinner one.
+		basePath := filepath.Join(dir, co.Configs, "dashboard_default.yaml")
+		base, rerr := os.ReadFile(basePath)
+		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", basePath, rerr)
+		}
 		cp.new, err = modelconfig.Render(modelconfig.Options{ModelID: m.ID, Display: display, Base: base,
 			WorldSize: m.WorldSize, WorldKey: co.WorldSizeKey, RemoteCode: m.RemoteCode, Layers: m.Layers})
 		cp.what = "created"

@@ -185,6 +185,26 @@ func TestApplyRejectsHostileIDs(t *testing.T) {
 	}
 }
 
+// TestApplyUnreadableDefaults: defaults that are there but cannot be read
+// stop the edits; the config is not written without them.
+func TestApplyUnreadableDefaults(t *testing.T) {
+	dir, _ := checkout(t)
+	p := filepath.Join(dir, "examples/auto_deploy/model_registry/configs/dashboard_default.yaml")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o755); err != nil { // a folder: reading it fails
+		t.Fatal(err)
+	}
+	_, err := Apply(dir, Model{ID: "acme/Rocket-7B", Architecture: "RocketForCausalLM", WorldSize: 2})
+	if err == nil || !strings.Contains(err.Error(), "dashboard_default.yaml") {
+		t.Errorf("got %v, want an error naming dashboard_default.yaml", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "examples/auto_deploy/model_registry/configs/rocket-7b.yaml")); err == nil {
+		t.Error("config YAML was written without its defaults")
+	}
+}
+
 func TestConfigName(t *testing.T) {
 	for id, want := range map[string]string{"zai-org/GLM-4.7-Flash": "glm-4.7-flash.yaml", "stepfun-ai/Step-3.7-Flash": "step-3.7-flash.yaml"} {
 		if got := ConfigName(id); got != want {
