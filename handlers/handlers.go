@@ -54,6 +54,7 @@ const (
 	ReasonEmptyReview  = "review without a body: its comments arrive as their own events"
 	ReasonInstallation = "installation events carry no command"
 	ReasonNoRepository = "no repository in the payload"
+	ReasonPullRequest  = "issues event on a pull request: onboarding starts from an issue"
 )
 
 // ErrNotQueued marks a command that could not be published: the delivery

@@ -415,6 +415,12 @@ func TestCommands(t *testing.T) {
 			want: []bus.Command{with(hello(bus.CmdOnboard, "issues.labeled", 1, false), func(c *bus.Command) { c.ModelID = "google/gemma-3-27b-it" })},
 		},
 		{
+			name: "trigger label on a pull request", event: "issues",
+			body: payload(t, "issues.labeled.json", map[string]any{"label.name": "ad-onboard", "issue.title": "onboard google/gemma-3-27b-it",
+				"issue.pull_request": map[string]any{"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}}),
+			ignored: handlers.ReasonPullRequest,
+		},
+		{
 			name: "trigger label by someone else on a title without a model", event: "issues",
 			body: payload(t, "issues.labeled.json", map[string]any{"label.name": "ad-onboard", "sender.login": "maintainer"}),
 			want: []bus.Command{base(bus.CmdOnboard, "issues.labeled", "Codertocat", "Hello-World", 1, false, "maintainer", "")},

@@ -32,6 +32,12 @@ func (h *Issues) Handle(ctx context.Context, eventType, deliveryID string, paylo
 		return ignore(ctx, why)
 	}
 	issue := e.GetIssue()
+	if issue.IsPullRequest() {
+		// GitHub reports a pull request's labels and edits as
+		// pull_request events; should one come as an issues event, it
+		// must not start a job keyed by the pull request's number.
+		return ignore(ctx, ReasonPullRequest)
+	}
 	var model string
 	switch e.GetAction() {
 	case "opened":
