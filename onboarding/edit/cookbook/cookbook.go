@@ -72,6 +72,31 @@ func (m Model) display() string {
 	return m.ID
 }
 
+// check refuses values that would change the notebook's Markdown or shell
+// rather than fill it: each goes into one line (Architecture and ConfigPath
+// in backticks, the id in a shell command too), and a link is a plain https
+// URL with a plain title.
+func (m Model) check() error {
+	for _, v := range []struct{ what, s, bad string }{
+		{"model id", m.ID, "\r\n`\"$\\ ()[]<>"},
+		{"display name", m.Display, "\r\n"},
+		{"architecture", m.Architecture, "\r\n` "},
+		{"config path", m.ConfigPath, "\r\n`\"$\\ ;&|<>"},
+		{"license", m.License, "\r\n"},
+		{"precision", m.Precision, "\r\n"},
+	} {
+		if strings.ContainsAny(v.s, v.bad) {
+			return fmt.Errorf("%s %q holds a character it may not (%q)", v.what, v.s, v.bad)
+		}
+	}
+	for _, l := range m.Links {
+		if l[0] == "" || strings.ContainsAny(l[0], "\r\n[]") || !strings.HasPrefix(l[1], "https://") || strings.ContainsAny(l[1], "\r\n ()<>") {
+			return fmt.Errorf("link [%s](%s): want a one-line title without brackets and a plain https URL", l[0], l[1])
+		}
+	}
+	return nil
+}
+
 type notebook struct {
 	Cells         []map[string]any `json:"cells"`
 	Metadata      json.RawMessage  `json:"metadata"`
@@ -86,6 +111,9 @@ var modelIDRE = regexp.MustCompile(`MODEL_ID = "([^"]+)"`)
 func Render(name string, template []byte, m Model) ([]byte, error) {
 	if m.ID == "" || m.ConfigPath == "" {
 		return nil, fmt.Errorf("cookbook for %q: model id and config path are required", m.ID)
+	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("cookbook for %s: %w", m.ID, err)
 	}
 	var nb notebook
 	dec := json.NewDecoder(bytes.NewReader(template))

