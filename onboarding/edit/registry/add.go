@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nvidia/adbot/onboarding/hub"
 )
 
 // NewEntry is a registry entry to add or update.
@@ -174,8 +176,10 @@ const (
 // AddEntry adds or updates n in a models.yaml (either layout), changing
 // only the lines of that one entry. It is idempotent.
 func AddEntry(name string, old []byte, n NewEntry) ([]byte, Outcome, error) {
-	if n.Name == "" || strings.ContainsAny(n.Name, " \t\n#:'\"[]{}") {
-		return nil, "", fmt.Errorf("registry entry: %q is not a model id", n.Name)
+	// The name goes into the YAML unquoted: only a Hub id (no line break,
+	// alias, anchor, tag or flow character) may.
+	if err := hub.ValidateModelID(n.Name); err != nil {
+		return nil, "", fmt.Errorf("registry entry: %w", err)
 	}
 	if n.WorldSize <= 0 {
 		return nil, "", fmt.Errorf("registry entry %s: world size %d", n.Name, n.WorldSize)

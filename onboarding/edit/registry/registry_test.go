@@ -217,7 +217,9 @@ func TestAddEntry(t *testing.T) {
 }
 
 func TestAddEntryErrors(t *testing.T) {
-	for _, n := range []NewEntry{{Name: "", WorldSize: 1}, {Name: "a/b c", WorldSize: 1}, {Name: "a/b", WorldSize: 0}} {
+	for _, n := range []NewEntry{{Name: "", WorldSize: 1}, {Name: "a/b c", WorldSize: 1}, {Name: "a/b", WorldSize: 0},
+		// YAML that is not a plain name: an alias, an anchor, a tag, a carriage return, a flow separator.
+		{Name: "a/*x", WorldSize: 1}, {Name: "&a/b", WorldSize: 1}, {Name: "!!binary a/b", WorldSize: 1}, {Name: "a/b\r", WorldSize: 1}, {Name: "a/b,c", WorldSize: 1}} {
 		if _, _, err := AddEntry("m.yaml", legacy(t), n); err == nil {
 			t.Errorf("%+v: no error", n)
 		}
