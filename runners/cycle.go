@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -241,8 +242,9 @@ func (c *Cycle) Token(ctx context.Context, perms map[string]string) (string, err
 }
 
 // gitCredentialHelper answers git's credential requests from the environment,
-// so the token is in no URL, argument or file.
-const gitCredentialHelper = `!f() { test "$1" = get || exit 0; echo username=x-access-token; echo "password=$ADBOT_GIT_TOKEN"; }; f`
+// so the token is in no URL, argument or file, and only for the remote's
+// host (ADBOT_GIT_HOST): a request for any other host gets no answer.
+const gitCredentialHelper = `!f() { test "$1" = get || exit 0; h=; while IFS= read -r l && test -n "$l"; do case "$l" in host=*) h="${l#host=}";; esac; done; test -n "$h" && test "$h" = "$ADBOT_GIT_HOST" || exit 0; echo username=x-access-token; echo "password=$ADBOT_GIT_TOKEN"; }; f`
 
 // Push pushes the worktree's HEAD to the job's branch on the remote and
 // records the pushed commit as the job's HeadSHA: a workflow pushes what it
@@ -311,7 +313,7 @@ func (c *Cycle) push(ctx context.Context, force bool) (proc.Result, string, erro
 			"GIT_CONFIG_KEY_0=credential.helper", "GIT_CONFIG_VALUE_0=",
 			"GIT_CONFIG_KEY_1=credential.helper", "GIT_CONFIG_VALUE_1="+gitCredentialHelper,
 			"GIT_CONFIG_KEY_2=core.hooksPath", "GIT_CONFIG_VALUE_2=/dev/null",
-			"ADBOT_GIT_TOKEN="+tok)
+			"ADBOT_GIT_TOKEN="+tok, "ADBOT_GIT_HOST="+remoteHost(c.Remote))
 	}
 	head, err := workspace.Git(ctx, c.Worktree.Dir, nil, "rev-parse", "--verify", "HEAD^{commit}")
 	if err != nil {
@@ -326,6 +328,16 @@ func (c *Cycle) push(ctx context.Context, force bool) (proc.Result, string, erro
 	c.pushed = head
 	c.mu.Unlock()
 	return res, head, nil
+}
+
+// remoteHost is the host (and port) of an http(s) remote URL, "" when it
+// has none.
+func remoteHost(remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 func joinInts(v []int) string {
