@@ -173,11 +173,33 @@ func CreateJob(ctx context.Context, kv jetstream.KeyValue, j *Job) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("encode job %s: %w", j.Key, err)
 	}
+	if err := indexPR(ctx, kv, j, 0); err != nil {
+		return 0, err
+	}
 	rev, err := kv.Create(ctx, j.Key, b)
 	if err != nil {
 		return 0, fmt.Errorf("create job %s: %w", j.Key, err)
 	}
 	return rev, nil
+}
+
+// PRIndexKey is the key, in JobBucket, of the entry that names the job whose
+// pull request is owner/repo#pr. GitHub logins never hold '_', so no job key
+// starts with "_pr.".
+func PRIndexKey(owner, repo string, pr int) string { return "_pr." + JobKey(owner, repo, pr) }
+
+// indexPR records j's pull request in the index when it differs from was.
+// It is written before the job itself: an entry whose job does not (yet) say
+// that pull request is harmless, since readers check that the job names it (jobs.Find), while
+// a job whose pull request no entry names would be lost to every event on it.
+func indexPR(ctx context.Context, kv jetstream.KeyValue, j *Job, was int) error {
+	if j.PR == 0 || j.PR == was {
+		return nil
+	}
+	if _, err := kv.Put(ctx, PRIndexKey(j.Owner, j.Repo, j.PR), []byte(j.Key)); err != nil {
+		return fmt.Errorf("index pull request %s/%s#%d of job %s: %w", j.Owner, j.Repo, j.PR, j.Key, err)
+	}
+	return nil
 }
 
 // ErrUnchanged may be returned by an UpdateJob mutation to write nothing.
@@ -207,9 +229,13 @@ func updateJob(ctx context.Context, kv jetstream.KeyValue, key string, known *Jo
 				return nil, 0, err
 			}
 		}
+		prWas := j.PR
 		if err := mutate(j); errors.Is(err, ErrUnchanged) {
 			return j, rev, nil
 		} else if err != nil {
+			return nil, 0, err
+		}
+		if err := indexPR(ctx, kv, j, prWas); err != nil {
 			return nil, 0, err
 		}
 		j.Updated = time.Now().UTC()

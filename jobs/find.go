@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,51 +14,33 @@ import (
 // JobReader is the part of the job bucket Find reads.
 type JobReader interface {
 	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
-	ListKeysFiltered(ctx context.Context, filters ...string) (jetstream.KeyLister, error)
 }
 
 // Find returns the job that an issue or pull request number belongs to: the
 // job of issue number itself, or, for a pull request (isPR), the job whose PR
-// it is. It returns bus.ErrNoJob (wrapped) when there is none.
-//
-// A job is keyed by its issue; its pull request is found by reading the
-// repository's jobs and comparing PR. The key filter is the job key with its
-// issue token a wildcard, so the jobs of the owner's other repositories are
-// never read: every event on any pull request of an installed repository
-// comes through here, in the webhook request.
+// it is (through the index bus.UpdateJob keeps, bus.PRIndexKey). It returns
+// bus.ErrNoJob (wrapped) when there is none. Every event on any pull request
+// of an installed repository comes through here, in the webhook request: it
+// costs one or two key reads, however many jobs the repository has had.
 func Find(ctx context.Context, kv JobReader, owner, repo string, number int, isPR bool) (*bus.Job, error) {
 	if !isPR {
 		return get(ctx, kv, bus.JobKey(owner, repo, number))
 	}
-	repoKeys := strings.TrimSuffix(bus.JobKey(owner, repo, 0), "0") + "*"
-	lister, err := kv.ListKeysFiltered(ctx, repoKeys)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
+	e, err := kv.Get(ctx, bus.PRIndexKey(owner, repo, number))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, fmt.Errorf("find job of %s/%s#%d: %w", owner, repo, number, bus.ErrNoJob)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find job of %s/%s#%d: %w", owner, repo, number, err)
 	}
-	defer func() { _ = lister.Stop() }()
-	var found *bus.Job
-	for key := range lister.Keys() {
-		if found != nil {
-			continue // drain
-		}
-		j, err := get(ctx, kv, key)
-		if errors.Is(err, bus.ErrNoJob) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		if j.Repo == repo && j.Owner == owner && j.PR == number {
-			found = j
-		}
+	j, err := get(ctx, kv, string(e.Value()))
+	if err != nil {
+		return nil, err
 	}
-	if found == nil {
+	if j.Owner != owner || j.Repo != repo || j.PR != number {
 		return nil, fmt.Errorf("find job of %s/%s#%d: %w", owner, repo, number, bus.ErrNoJob)
 	}
-	return found, nil
+	return j, nil
 }
 
 func get(ctx context.Context, kv JobReader, key string) (*bus.Job, error) {

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -20,7 +21,9 @@ type countingReader struct {
 }
 
 func (c *countingReader) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	c.gets.Add(1)
+	if !strings.HasPrefix(key, "_pr.") { // count job reads, not index reads
+		c.gets.Add(1)
+	}
 	return c.KeyValue.Get(ctx, key)
 }
 
@@ -37,6 +40,7 @@ func TestFindPRReadsOnlyItsRepository(t *testing.T) {
 	}
 	for i := 1; i <= 20; i++ {
 		put("other", i, 100+i)
+		put("models", 100+i, 200+i) // the repository's own history
 	}
 	put("models", 1, 7)
 	put("models.v2", 2, 7) // a dotted name sharing the prefix
@@ -58,5 +62,30 @@ func TestFindPRReadsOnlyItsRepository(t *testing.T) {
 	}
 	if _, err := jobs.Find(ctx, kv, "NVIDIA", "nothing", 7, true); !errors.Is(err, bus.ErrNoJob) {
 		t.Errorf("Find(nothing, PR 7) error = %v, want ErrNoJob", err)
+	}
+}
+
+// The pull request index follows the job: a PR recorded by UpdateJob is found,
+// and an entry left behind by a job whose PR changed finds nothing.
+func TestFindPRFollowsUpdates(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx := context.Background()
+	key := bus.JobKey("NVIDIA", "models", 1)
+	if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key, Owner: "NVIDIA", Repo: "models", Issue: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
+		t.Fatalf("Find before the PR is recorded: %v, want ErrNoJob", err)
+	}
+	for _, pr := range []int{5, 6} {
+		if _, err := bus.UpdateJob(ctx, r.Jobs, key, func(j *bus.Job) error { j.PR = pr; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if j, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", pr, true); err != nil || j.Key != key {
+			t.Fatalf("Find(PR %d) = %+v, %v", pr, j, err)
+		}
+	}
+	if _, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
+		t.Fatalf("Find(old PR 5) = %v, want ErrNoJob", err)
 	}
 }
