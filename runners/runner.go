@@ -129,8 +129,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Cycles outlive a graceful stop; only Force ends them early.
 	cycleBase := log.WithContext(r.forceCtx)
 
-	if err := r.connect(ctx); err != nil {
+	// A stop asked for during start-up (which kills the git clone or fetch
+	// under way) is no failure.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			log.Info().Err(err).Msg("stopped while starting")
+			return nil
+		}
 		return err
+	}
+	if err := r.connect(ctx); err != nil {
+		return stopped(err)
 	}
 	defer func() {
 		if r.deps.Conn == nil && r.nc != nil {
@@ -138,11 +147,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 	if err := r.openGPUs(ctx); err != nil {
-		return err
+		return stopped(err)
 	}
 	defer r.host.Close()
 	if err := r.mirror.Ensure(ctx); err != nil {
-		return fmt.Errorf("prepare mirror: %w", err)
+		return stopped(fmt.Errorf("prepare mirror: %w", err))
 	}
 	// One checkout ready before the first job, so that it too only switches
 	// branches (see docs/BENCHMARKS.md, "Runner").

@@ -67,10 +67,10 @@ func (s *started) wait(t *testing.T) {
 	t.Helper()
 	select {
 	case err := <-s.done:
+		s.done <- err // for the cleanup, which waits on it too
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		s.done <- nil
 	case <-time.After(20 * time.Second):
 		t.Fatal("runner did not stop")
 	}
@@ -559,5 +559,17 @@ func TestLongLogIsSplitIntoKeyedComments(t *testing.T) {
 		if strings.Contains(p, "ghs_testtoken_r") {
 			t.Errorf("part %d holds the runner's token", i+1)
 		}
+	}
+}
+
+// A runner stopped while it starts (connecting, reading GPUs, cloning or
+// fetching its mirror, which kills git) stops cleanly: Run returns nil.
+func TestStopWhileStarting(t *testing.T) {
+	e := newEnv(t)
+	for i, after := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond} {
+		s := e.start(fmt.Sprintf("starting-%d", i), gputest.H100(1), runners.SmokeWorkflow{})
+		time.Sleep(after)
+		s.stop()
+		s.wait(t)
 	}
 }
