@@ -237,6 +237,12 @@ func Judge(r Run) Verdict {
 		v.Reason = fmt.Sprintf("log and results JSON disagree (%d difference(s), first: %s)", len(mm), mm[0])
 		return v
 	}
+	for _, p := range pairs {
+		if why := Degenerate(p.Output); why != "" {
+			v.Reason = fmt.Sprintf("degenerate output for [PROMPT %d]: %s", p.Index, why)
+			return v
+		}
+	}
 	v.OK = true
 	v.Reason = fmt.Sprintf("exit status 0, %d prompts answered", len(pairs))
 	return v
@@ -274,4 +280,29 @@ func joinInts(xs []int, limit int) string {
 		parts = append(parts, fmt.Sprint(x))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Degenerate says why an output is no real generation ("" when it is one):
+// empty, or one token repeated (e.g. "the the the the").
+func Degenerate(output string) string {
+	fields := strings.Fields(output)
+	switch {
+	case len(fields) == 0:
+		return "empty output"
+	case len(fields) < 4:
+		return ""
+	}
+	for _, f := range fields[1:] {
+		if f != fields[0] {
+			return ""
+		}
+	}
+	return fmt.Sprintf("one token repeated (%q ×%d)", clip(fields[0], 20), len(fields))
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
