@@ -78,8 +78,29 @@ type pending struct {
 	mode fs.FileMode
 }
 
-// Apply edits the checkout at dir for m.
-func Apply(dir string, m Model) ([]Change, error) {
+// Part is one of the edits Apply makes; the workflow makes the registry's
+// before the end-to-end run and the documentation's after it.
+type Part uint
+
+// The parts of the onboarding edits.
+const (
+	// PartRegistry is the standalone config YAML, the registry entries and
+	// the custom model's registration in __init__.py (Phase 8).
+	PartRegistry Part = 1 << iota
+	// PartMatrix is the support-matrix row (Phase 10).
+	PartMatrix
+	// PartCookbook is the cookbook notebook (Phase 11).
+	PartCookbook
+
+	// AllParts is every edit.
+	AllParts = PartRegistry | PartMatrix | PartCookbook
+)
+
+// Apply edits the checkout at dir for m: every part.
+func Apply(dir string, m Model) ([]Change, error) { return ApplyParts(dir, m, AllParts) }
+
+// ApplyParts makes the given parts of the edits in the checkout at dir for m.
+func ApplyParts(dir string, m Model, parts Part) ([]Change, error) {
 	if err := hub.ValidateModelID(m.ID); err != nil {
 		return nil, fmt.Errorf("onboarding edits: %w", err)
 	}
@@ -123,60 +144,78 @@ func Apply(dir string, m Model) ([]Change, error) {
 	// 1. The standalone config YAML.
 	cfgName := ConfigName(m.ID)
 	cfgRel := filepath.ToSlash(filepath.Join(co.Configs, cfgName))
-	cp, err := read(cfgRel, false)
-	if err != nil {
-		return nil, err
-	}
-	if cp.old == nil {
-		// A checkout without defaults gets a config without them; one whose
-		// defaults cannot be read gets no config rather than a thinner one.
-		basePath := filepath.Join(dir, co.Configs, "dashboard_default.yaml")
-		base, rerr := os.ReadFile(basePath)
-		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", basePath, rerr)
-		}
-		cp.new, err = modelconfig.Render(modelconfig.Options{ModelID: m.ID, Display: display, Base: base,
-			WorldSize: m.WorldSize, WorldKey: co.WorldSizeKey, RemoteCode: m.RemoteCode, Layers: m.Layers})
-		cp.what = "created"
-	} else {
-		cp.new, _, err = modelconfig.SetScalar(cp.old, co.WorldSizeKey, fmt.Sprint(m.WorldSize))
-		if err == nil {
-			cp.new, _, err = modelconfig.SetLayers(cp.new, m.Layers)
-		}
-		cp.what = "updated"
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, cfgRel), err)
-	}
-
-	// 2. Registry entries: the model first, then its family.
-	rp, err := read(co.Registry, true)
-	if err != nil {
-		return nil, err
-	}
-	var outcomes []string
-	entries := []registry.NewEntry{{Name: m.ID, WorldSize: m.WorldSize, ModelConfig: cfgName, Date: m.Date}}
-	for _, f := range m.Family {
-		entries = append(entries, registry.NewEntry{Name: f.ID, WorldSize: f.WorldSize, Date: m.Date})
-	}
-	for _, e := range entries {
-		out, o, err := registry.AddEntry(filepath.Join(dir, co.Registry), rp.new, e)
+	if parts&PartRegistry != 0 {
+		cp, err := read(cfgRel, false)
 		if err != nil {
 			return nil, err
 		}
-		rp.new = out
-		if o != registry.Unchanged {
-			outcomes = append(outcomes, fmt.Sprintf("%s %s", e.Name, o))
+		if cp.old == nil {
+			// A checkout without defaults gets a config without them; one whose
+			// defaults cannot be read gets no config rather than a thinner one.
+			basePath := filepath.Join(dir, co.Configs, "dashboard_default.yaml")
+			base, rerr := os.ReadFile(basePath)
+			if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				return nil, fmt.Errorf("read %s: %w", basePath, rerr)
+			}
+			cp.new, err = modelconfig.Render(modelconfig.Options{ModelID: m.ID, Display: display, Base: base,
+				WorldSize: m.WorldSize, WorldKey: co.WorldSizeKey, RemoteCode: m.RemoteCode, Layers: m.Layers})
+			cp.what = "created"
+		} else {
+			cp.new, _, err = modelconfig.SetScalar(cp.old, co.WorldSizeKey, fmt.Sprint(m.WorldSize))
+			if err == nil {
+				cp.new, _, err = modelconfig.SetLayers(cp.new, m.Layers)
+			}
+			cp.what = "updated"
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, cfgRel), err)
+		}
+
+		// 2. Registry entries: the model first, then its family.
+		rp, err := read(co.Registry, true)
+		if err != nil {
+			return nil, err
+		}
+		var outcomes []string
+		entries := []registry.NewEntry{{Name: m.ID, WorldSize: m.WorldSize, ModelConfig: cfgName, Date: m.Date}}
+		for _, f := range m.Family {
+			entries = append(entries, registry.NewEntry{Name: f.ID, WorldSize: f.WorldSize, Date: m.Date})
+		}
+		for _, e := range entries {
+			out, o, err := registry.AddEntry(filepath.Join(dir, co.Registry), rp.new, e)
+			if err != nil {
+				return nil, err
+			}
+			rp.new = out
+			if o != registry.Unchanged {
+				outcomes = append(outcomes, fmt.Sprintf("%s %s", e.Name, o))
+			}
+		}
+		rp.what = strings.Join(outcomes, "; ")
+
+		// __init__.py.
+		if m.Module != "" {
+			ip, err := read(initpy.Path, true)
+			if err != nil {
+				return nil, err
+			}
+			out, changed, err := initpy.Add(filepath.Join(dir, initpy.Path), ip.new, m.Module, m.Classes)
+			if err != nil {
+				return nil, err
+			}
+			ip.new = out
+			if changed {
+				ip.what = "registered " + strings.Join(m.Classes, ", ")
+			}
 		}
 	}
-	rp.what = strings.Join(outcomes, "; ")
 
 	// 3. The support-matrix row.
-	mp, err := read(matrix.Path, true)
-	if err != nil {
-		return nil, err
-	}
-	if m.Architecture != "" {
+	if parts&PartMatrix != 0 && m.Architecture != "" {
+		mp, err := read(matrix.Path, true)
+		if err != nil {
+			return nil, err
+		}
 		out, res, err := matrix.AddRow(filepath.Join(dir, matrix.Path), mp.new, matrix.Row{
 			Architecture: m.Architecture, Model: display, Example: m.ID, ADOnly: m.ADOnly, ConfigFile: cfgName})
 		if err != nil {
@@ -191,44 +230,30 @@ func Apply(dir string, m Model) ([]Change, error) {
 
 	// 4. The cookbook, created once from the template; an existing notebook
 	// is people's work and stays as it is.
-	nbRel := cookbook.Dir + "/" + cookbook.FileName(m.ID)
-	np, err := read(nbRel, false)
-	if err != nil {
-		return nil, err
-	}
-	if np.old == nil {
-		tmplPath := filepath.Join(dir, cookbook.Template)
-		tmpl, err := os.ReadFile(tmplPath)
-		if err != nil {
-			return nil, fmt.Errorf("cookbook template: %w", err)
-		}
-		cb := m.Cookbook
-		cb.ID, cb.ConfigPath, cb.RemoteCode = m.ID, cfgRel, m.RemoteCode
-		if cb.Display == "" {
-			cb.Display = display
-		}
-		if cb.Architecture == "" {
-			cb.Architecture = m.Architecture
-		}
-		if np.new, err = cookbook.Render(tmplPath, tmpl, cb); err != nil {
-			return nil, err
-		}
-		np.what = "created"
-	}
-
-	// 5. __init__.py.
-	if m.Module != "" {
-		ip, err := read(initpy.Path, true)
+	if parts&PartCookbook != 0 {
+		nbRel := cookbook.Dir + "/" + cookbook.FileName(m.ID)
+		np, err := read(nbRel, false)
 		if err != nil {
 			return nil, err
 		}
-		out, changed, err := initpy.Add(filepath.Join(dir, initpy.Path), ip.new, m.Module, m.Classes)
-		if err != nil {
-			return nil, err
-		}
-		ip.new = out
-		if changed {
-			ip.what = "registered " + strings.Join(m.Classes, ", ")
+		if np.old == nil {
+			tmplPath := filepath.Join(dir, cookbook.Template)
+			tmpl, err := os.ReadFile(tmplPath)
+			if err != nil {
+				return nil, fmt.Errorf("cookbook template: %w", err)
+			}
+			cb := m.Cookbook
+			cb.ID, cb.ConfigPath, cb.RemoteCode = m.ID, cfgRel, m.RemoteCode
+			if cb.Display == "" {
+				cb.Display = display
+			}
+			if cb.Architecture == "" {
+				cb.Architecture = m.Architecture
+			}
+			if np.new, err = cookbook.Render(tmplPath, tmpl, cb); err != nil {
+				return nil, err
+			}
+			np.what = "created"
 		}
 	}
 

@@ -82,9 +82,9 @@ func TestApply(t *testing.T) {
 	want := []string{
 		"examples/auto_deploy/model_registry/configs/gemma-3-27b-it.yaml: created",
 		"examples/auto_deploy/model_registry/models.yaml: google/gemma-3-27b-it reactivated; google/gemma-3-4b-it reactivated; google/gemma-3-12b-it reactivated",
+		"tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py: registered Gemma3ForConditionalGeneration",
 		"docs/source/models/supported-models.md: inserted (footnote [^5], shared style)",
 		"examples/auto_deploy/cookbooks/gemma_3_27b_it_trtllm_cookbook.ipynb: created",
-		"tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py: registered Gemma3ForConditionalGeneration",
 	}
 	if diff := cmp.Diff(summary, want); diff != "" {
 		t.Errorf("changes (-got +want):\n%s", diff)
@@ -235,5 +235,44 @@ func TestApplyInternal(t *testing.T) {
 	want := "@@ line 9: -0 +6\n+- name: meta-llama/Llama-3.1-70B-Instruct\n+  config_id: llama_3_1_70b_instruct\n+  world_size: 4\n+  ad_defaults: ['ad_base.yaml']\n+  user_configs: ['dashboard_default.yaml', 'llama-3.1-70b-instruct.yaml']\n+\n"
 	if d := edittest.Diff(old, got); d != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", d, want)
+	}
+}
+
+// The workflow makes the registry's edits before the end-to-end run and the
+// documentation's after it: the two steps together leave what one Apply does,
+// and the first touches no documentation.
+func TestApplyPartsInTwoSteps(t *testing.T) {
+	m := Model{
+		ID: "google/gemma-3-27b-it", Display: "Gemma 3 27B", Architecture: "Gemma3ForConditionalGeneration",
+		WorldSize: 2, ADOnly: true, Module: "modeling_gemma3", Classes: []string{"Gemma3ForConditionalGeneration"},
+		Date: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC),
+	}
+	once, _ := checkout(t)
+	if _, err := Apply(once, m); err != nil {
+		t.Fatal(err)
+	}
+	split, _ := checkout(t)
+	first, err := ApplyParts(split, m, PartRegistry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range first {
+		if strings.HasPrefix(ch.Path, "docs/") || strings.Contains(ch.Path, "cookbooks/") {
+			t.Errorf("registry step touched %s", ch.Path)
+		}
+	}
+	if _, err := ApplyParts(split, m, PartMatrix|PartCookbook); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"examples/auto_deploy/model_registry/models.yaml", "docs/source/models/supported-models.md",
+		"tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py", "examples/auto_deploy/cookbooks/gemma_3_27b_it_trtllm_cookbook.ipynb"} {
+		a, errA := os.ReadFile(filepath.Join(once, rel))
+		b, errB := os.ReadFile(filepath.Join(split, rel))
+		if errA != nil || errB != nil {
+			t.Fatalf("read %s: %v, %v", rel, errA, errB)
+		}
+		if diff := cmp.Diff(string(b), string(a)); diff != "" {
+			t.Errorf("%s (-two steps +one):\n%s", rel, diff)
+		}
 	}
 }
