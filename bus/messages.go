@@ -129,8 +129,22 @@ type Job struct {
 	Runner       string `json:"runner,omitempty"`
 	RunnerGPUs   []int  `json:"runner_gpus,omitempty"`
 	AgentSession string `json:"agent_session,omitempty"`
-	// BudgetUSD is the agent spend over all cycles.
-	BudgetUSD float64 `json:"budget_usd,omitempty"`
+	// AgentHost is the runner whose disk holds AgentSession: a session is
+	// resumed only there.
+	AgentHost string `json:"agent_host,omitempty"`
+	// CycleKind is what the newest cycle's work is (an onboarding or an
+	// update for feedback); a retry keeps the kind of the work it retries.
+	CycleKind CycleKind `json:"cycle_kind,omitempty"`
+	// BudgetUSD, BudgetTurns and BudgetWall are the agent spend, the agent's
+	// turns and the cycles' running time over all cycles.
+	BudgetUSD   float64       `json:"budget_usd,omitempty"`
+	BudgetTurns int           `json:"budget_turns,omitempty"`
+	BudgetWall  time.Duration `json:"budget_wall,omitempty"`
+	// WaitFor names what a job awaiting approval waits for ("fit",
+	// "budget"; empty for remote code before the first cycle), and
+	// Proceeded the waits maintainers lifted with /onboard proceed.
+	WaitFor   string   `json:"wait_for,omitempty"`
+	Proceeded []string `json:"proceeded,omitempty"`
 	// StatusCommentID is the job's one status comment, edited in place.
 	StatusCommentID int64 `json:"status_comment_id,omitempty"`
 	// Posted maps an idempotency key (<cycle>/<phase>/<what>) to what was made on

@@ -580,15 +580,30 @@ func (w *Worker) steer(ctx context.Context, st *state, m move) error {
 	return w.refreshStatus(ctx, st.gh, j)
 }
 
-// proceed starts a job that waited for approval to run remote code.
+// proceed starts a job that waits for a maintainer: before its first cycle
+// (remote code), or paused by a runner in any phase (a model that does not
+// fit, a spent budget). A paused job goes on from where it stopped.
 func (w *Worker) proceed(ctx context.Context, st *state) error {
-	return w.steer(ctx, st, move{
+	j, err := w.findJob(ctx, st)
+	if j == nil {
+		return err
+	}
+	m := move{
 		what:    "proceed",
 		applies: func(j *bus.Job) bool { return j.Status == bus.StatusAwaitingApproval },
 		refuse:  nothingAwaitsText,
 		cycle:   bus.KindOnboard,
 		change:  func(j *bus.Job) { j.Note = "approved to run remote code by @" + st.c.Actor },
-	})
+	}
+	if j.WaitFor != "" {
+		m.cycle = bus.KindRetry
+		m.change = func(j *bus.Job) {
+			j.Note = "@" + st.c.Actor + " said proceed past: " + j.WaitFor
+			j.Proceeded = append(j.Proceeded, j.WaitFor)
+			j.WaitFor = ""
+		}
+	}
+	return w.steer(ctx, st, m)
 }
 
 // cancel ends a job; runners watching it stop.

@@ -41,6 +41,86 @@ var beyondDescription = []handChecked{
 			"the description's subset has the issue and issue comment reactions only",
 		check: checkReaction,
 	},
+	{
+		method:      http.MethodPatch,
+		path:        "/repos/{owner}/{repo}/pulls/{pull_number}",
+		operationID: "pulls/update",
+		why:         "an update cycle rewrites the pull request's body with the new outputs and logs",
+		check:       checkPullUpdate,
+	},
+	{
+		method:      http.MethodPost,
+		path:        "/repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies",
+		operationID: "pulls/create-reply-for-review-comment",
+		why:         "an update cycle answers each review line comment in its thread",
+		check:       checkReply,
+	},
+}
+
+// jsonObject reads a JSON request body as an object.
+func jsonObject(r *http.Request, body []byte) (map[string]json.RawMessage, error) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, fmt.Errorf("content type %q, want application/json", r.Header.Get("Content-Type"))
+	}
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil || req == nil {
+		return nil, errors.New("body is not a JSON object")
+	}
+	return req, nil
+}
+
+// checkPullUpdate checks an "update a pull request" body: only the
+// documented properties, with their types; state open or closed.
+func checkPullUpdate(r *http.Request, body []byte) error {
+	req, err := jsonObject(r, body)
+	if err != nil {
+		return err
+	}
+	for k, v := range req {
+		switch k {
+		case "title", "body", "base":
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return fmt.Errorf("/%s: %s is not a string", k, v)
+			}
+		case "state":
+			var s string
+			if json.Unmarshal(v, &s) != nil || (s != "open" && s != "closed") {
+				return fmt.Errorf("/state: %s is not open or closed", v)
+			}
+		case "maintainer_can_modify":
+			var b bool
+			if json.Unmarshal(v, &b) != nil {
+				return fmt.Errorf("/maintainer_can_modify: %s is not a boolean", v)
+			}
+		default:
+			return fmt.Errorf("/%s: not a property of pulls/update", k)
+		}
+	}
+	return nil
+}
+
+// checkReply checks a "create a reply for a review comment" body: a
+// required string body and nothing else.
+func checkReply(r *http.Request, body []byte) error {
+	req, err := jsonObject(r, body)
+	if err != nil {
+		return err
+	}
+	raw, ok := req["body"]
+	if !ok {
+		return errors.New("/body: property is required")
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return fmt.Errorf("/body: %s is not a string", raw)
+	}
+	for k := range req {
+		if k != "body" {
+			return fmt.Errorf("/%s: not a property of pulls/create-reply-for-review-comment", k)
+		}
+	}
+	return nil
 }
 
 // handCheckedOp returns the operation of beyondDescription that method and

@@ -26,6 +26,7 @@ func TestBeyondDescriptionIsNotDescribed(t *testing.T) {
 			path = strings.Replace(path, p, "o", 1)
 		}
 		path = strings.Replace(path, "{comment_id}", "1", 1)
+		path = strings.Replace(path, "{pull_number}", "2", 1)
 		if strings.Contains(path, "{") {
 			t.Fatalf("%s: fill in the path parameters of %s", op.operationID, op.path)
 		}
@@ -103,4 +104,31 @@ func FuzzCheckReaction(f *testing.F) {
 			t.Errorf("accepted %q", body)
 		}
 	})
+}
+
+func TestHandChecksOfUpdateCycleOperations(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		check func(*http.Request, []byte) error
+		body  string
+		ok    bool
+	}{
+		{"pull body", checkPullUpdate, `{"title":"t","body":"b"}`, true},
+		{"pull state", checkPullUpdate, `{"state":"closed"}`, true},
+		{"pull bad state", checkPullUpdate, `{"state":"merged"}`, false},
+		{"pull unknown field", checkPullUpdate, `{"head":"x"}`, false},
+		{"pull body not a string", checkPullUpdate, `{"body":1}`, false},
+		{"pull not an object", checkPullUpdate, `[]`, false},
+		{"reply", checkReply, `{"body":"done"}`, true},
+		{"reply without body", checkReply, `{}`, false},
+		{"reply extra field", checkReply, `{"body":"x","in_reply_to":1}`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/json")
+			if err := tt.check(r, []byte(tt.body)); (err == nil) != tt.ok {
+				t.Errorf("check(%s) = %v, want ok %v", tt.body, err, tt.ok)
+			}
+		})
+	}
 }

@@ -95,6 +95,9 @@ type ReviewComment struct {
 	Body  string
 	Path  string
 	Line  int
+	// InReplyTo is the comment a reply answers (0: a thread's first).
+	InReplyTo int64
+	Bot       bool
 }
 
 // PullRequest is a pull request the fake knows.
@@ -109,6 +112,8 @@ type PullRequest struct {
 	Draft   bool
 	Merged  bool
 	User    string
+	// Edits counts the PATCHes of the pull request.
+	Edits int
 }
 
 // CheckRun is a check run created through the API.
@@ -313,6 +318,20 @@ func (s *Server) AddReviewComment(owner, repo string, c ReviewComment) ReviewCom
 	}
 	s.reviewComments = append(s.reviewComments, &c)
 	return c
+}
+
+// ReviewComments returns the review comments (replies included) on pull
+// request pull, in order.
+func (s *Server) ReviewComments(owner, repo string, pull int) []ReviewComment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ReviewComment
+	for _, c := range s.reviewComments {
+		if c.Owner == owner && c.Repo == repo && c.Pull == pull {
+			out = append(out, *c)
+		}
+	}
+	return out
 }
 
 // AddPullRequest seeds a pull request; a zero Number takes the repository's next one.

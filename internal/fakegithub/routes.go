@@ -82,6 +82,12 @@ func (s *Server) routeRepo(w http.ResponseWriter, r *http.Request, k repoKey, se
 		s.listPulls(w, r, k)
 	case is(http.MethodGet, "pulls", "*"):
 		s.getPull(w, k, seg[1])
+	case is(http.MethodPatch, "pulls", "*"):
+		// Checked by hand in serve: see beyondDescription.
+		s.editPull(w, k, seg[1], body)
+	case is(http.MethodPost, "pulls", "*", "comments", "*", "replies"):
+		// Checked by hand in serve: see beyondDescription.
+		s.replyReviewComment(w, k, seg[1], seg[3], body, bot)
 	case is(http.MethodPost, "check-runs"):
 		s.createCheckRun(w, k, body)
 	case is(http.MethodPatch, "check-runs", "*"):
@@ -761,6 +767,75 @@ func (s *Server) getPull(w http.ResponseWriter, k repoKey, numStr string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.pullJSON(k, p))
+}
+
+func (s *Server) editPull(w http.ResponseWriter, k repoKey, numStr string, body []byte) {
+	n, ok := parseIssue(w, numStr)
+	if !ok {
+		return
+	}
+	var req struct {
+		Title *string `json:"title"`
+		Body  *string `json:"body"`
+		State *string `json:"state"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "Validation Failed")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pullLocked(k, n)
+	if p == nil {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if req.Title != nil {
+		p.Title = *req.Title
+	}
+	if req.Body != nil {
+		p.Body = *req.Body
+	}
+	if req.State != nil {
+		p.State = *req.State
+	}
+	p.Edits++
+	writeJSON(w, http.StatusOK, s.pullJSON(k, p))
+}
+
+func (s *Server) replyReviewComment(w http.ResponseWriter, k repoKey, numStr, idStr string, body []byte, bot bool) {
+	n, ok := parseIssue(w, numStr)
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	text, ok := commentBody(w, body)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.reviewComments, func(c *ReviewComment) bool {
+		return c.ID == id && c.Owner == k.owner && c.Repo == k.repo && c.Pull == n
+	})
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	orig := s.reviewComments[i]
+	c := &ReviewComment{ID: s.id(), Owner: k.owner, Repo: k.repo, Pull: n, User: s.login(bot), Body: text,
+		Path: orig.Path, Line: orig.Line, InReplyTo: id, Bot: bot}
+	s.reviewComments = append(s.reviewComments, c)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": c.ID, "node_id": fmt.Sprintf("PRRC_%d", c.ID), "body": c.Body, "path": c.Path, "line": c.Line,
+		"in_reply_to_id": id, "user": s.userJSON(c.User, bot),
+		"url":      s.apiURL("/repos/%s/%s/pulls/comments/%d", k.owner, k.repo, c.ID),
+		"html_url": fmt.Sprintf("https://github.com/%s/%s/pull/%d#discussion_r%d", k.owner, k.repo, n, c.ID),
+	})
 }
 
 type checkRunReq struct {

@@ -52,6 +52,24 @@ var DefaultPhases = []PhaseDef{
 	{"pull-request", "Pull request"},
 }
 
+// UpdatePhases are the phases of an update cycle, which answers one batch
+// of review feedback.
+var UpdatePhases = []PhaseDef{
+	{"feedback", "Address the review feedback"},
+	{"tests", "Unit tests"},
+	{"e2e", "AutoDeploy end-to-end run"},
+	{"pull-request", "Commit, rebase and push"},
+	{"reply", "Reply in each review thread"},
+}
+
+// PhasesFor returns the checklist of a cycle of the given kind.
+func PhasesFor(kind bus.CycleKind) []PhaseDef {
+	if kind == bus.KindFeedback {
+		return UpdatePhases
+	}
+	return DefaultPhases
+}
+
 // PhaseState is where one phase stands.
 type PhaseState int
 
@@ -130,7 +148,7 @@ func FromJob(j *bus.Job, current string, now time.Time) View {
 		v.Completed = time.Time{}
 	}
 	v.SizeNote, v.GPUNote = sizeNotes(j)
-	v.Phases = Checklist(DefaultPhases, donePhases(j), current, j.Status == bus.StatusFailed)
+	v.Phases = Checklist(PhasesFor(j.CycleKind), donePhases(j), current, j.Status == bus.StatusFailed)
 	return v
 }
 
