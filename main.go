@@ -13,6 +13,7 @@ import (
 
 	"github.com/nvidia/adbot/internal/version"
 	"github.com/nvidia/adbot/onboarding/preflight"
+	"github.com/nvidia/adbot/onboarding/workflow"
 	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/server"
 )
@@ -24,11 +25,25 @@ type command struct {
 
 var commands = []command{
 	{"serve", "run the webhook server (and the embedded NATS server unless NATS_URL is set)", server.ServeCommand},
-	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them", server.DevCommand},
-	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command},
+	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them",
+		withWorkflow(server.DevCommand)},
+	{"runner", "run a GPU runner that takes cycles from NATS", withWorkflow(runners.Command)},
 	{"send", "sign a webhook payload with the webhook secret and post it to a running server", server.SendCommand},
 	{"preflight", "size a model and check whether it fits this machine's GPUs", preflight.Command},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println("adbot", version.String()); return nil }},
+}
+
+// withWorkflow gives a runner command the onboarding workflow, configured
+// from the environment: the one place where the workflow and the runner
+// meet.
+func withWorkflow(cmd func(runners.Workflow) func(context.Context, []string) error) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		o, err := workflow.OptionsFromEnv(os.Getenv)
+		if err != nil {
+			return err
+		}
+		return cmd(runners.Onboarding(workflow.New(o)))(ctx, args)
+	}
 }
 
 func usage() {

@@ -19,9 +19,11 @@ import (
 	"github.com/nvidia/adbot/runners/admission"
 )
 
-// Command runs `adbot runner`.
-func Command(ctx context.Context, args []string) error {
-	return command(ctx, args, os.Stdout, os.Stderr, Deps{NVML: nvml.New()})
+// Command returns `adbot runner`, running wf in its cycles.
+func Command(wf Workflow) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		return command(ctx, args, os.Stdout, os.Stderr, Deps{NVML: nvml.New(), Workflow: wf})
+	}
 }
 
 // command is Command with its outputs and dependencies given (tests).

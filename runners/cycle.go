@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/internal/gpu"
+	"github.com/nvidia/adbot/onboarding/workflow"
 	"github.com/nvidia/adbot/runners/proc"
 	"github.com/nvidia/adbot/runners/workspace"
 )
@@ -111,6 +114,13 @@ type Cycle struct {
 	exec   *proc.Runner
 	redact *proc.Redactor
 	tokens *tokenSource
+
+	// upstream is the ref of upstream's default branch in the worktree,
+	// devices the leased GPUs as NVML read them when the cycle started, and
+	// scratch the cycle's private directory.
+	upstream string
+	devices  []gpu.Device
+	scratch  string
 
 	mu    sync.Mutex
 	job   bus.Job
@@ -470,6 +480,9 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 			j.Started = cy.Started
 			j.Completed = time.Time{}
 		}
+		if c.Kind != bus.KindRetry || j.CycleKind == "" {
+			j.CycleKind = c.Kind
+		}
 		j.Note = ""
 		return nil
 	})
@@ -543,6 +556,23 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		}
 	}()
 	cy.Worktree = wt
+	if def, err := r.mirror.DefaultBranch(wctx); err == nil {
+		cy.upstream = "refs/remotes/origin/" + def
+	}
+	if devs, err := r.host.Inventory(wctx); err == nil {
+		for _, d := range devs {
+			if slices.Contains(cy.GPUs, d.Index) {
+				cy.devices = append(cy.devices, d)
+			}
+		}
+	}
+	cy.scratch = filepath.Join(r.cfg.DataDir, "scratch", fmt.Sprintf("%s-%d", key, c.Number))
+	if err := os.MkdirAll(cy.scratch, 0o700); err != nil {
+		log.Error().Err(err).Msg("make scratch dir: cycle given back")
+		giveBack("runner "+cy.Runner+" could not make a scratch directory; given back", time.Minute)
+		return
+	}
+	defer os.RemoveAll(cy.scratch)
 	cy.redact = proc.NewRedactor(append(r.passedSecrets(), lease.proof)...)
 	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, proof: lease.proof, redact: cy.redact}
 	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number)}
@@ -563,16 +593,32 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Error().Err(err).Msg("lease lost: another runner has the job; stopping")
 		released = true // not ours to delete
 		return
-	case IsTransient(err):
+	case IsTransient(err) || workflow.IsTransient(err):
 		log.Warn().Err(err).Msg("transient failure: cycle given back to try again")
 		giveBack("retrying after: "+err.Error(), 30*time.Second)
 		return
 	}
 
 	status, note := bus.StatusWaitingReview, "cycle complete"
-	if err != nil {
+	wait := workflow.AsWait(err)
+	switch {
+	case wait != nil:
+		status, note = bus.StatusAwaitingApproval, clipNote(cy.redact.String(wait.Reason))
+		log.Info().Str("waits_for", wait.For).Msg("cycle paused for a maintainer")
+	case err != nil:
 		status, note = bus.StatusFailed, clipNote(cy.redact.String(err.Error()))
 		log.Error().Err(err).Msg("cycle failed")
+	}
+	// The cycle's running time counts against the job's budget; a pause
+	// says what it waits for.
+	if _, err := cy.UpdateJob(wctx, func(j *bus.Job) error {
+		j.BudgetWall += time.Since(cy.Started)
+		if wait != nil {
+			j.WaitFor = wait.For
+		}
+		return nil
+	}); err != nil {
+		log.Warn().Err(err).Msg("record the cycle's time")
 	}
 	// The result is ours to record only while the lease is.
 	if err := lease.renew(wctx); err != nil {

@@ -10,8 +10,8 @@
 // and reports to GitHub with idempotency keys kept in the job record; a cycle
 // another runner takes over resumes from the last recorded phase.
 //
-// What a cycle does is a Workflow. The onboarding workflow lives in
-// onboarding/; without one, the runner runs SmokeWorkflow.
+// What a cycle does is a Workflow: main.go gives the onboarding workflow
+// (onboarding/workflow, adapted by Onboarding).
 package runners
 
 import (
@@ -43,7 +43,7 @@ type Deps struct {
 	Conn *nats.Conn
 	// NVML is the GPU library (nvml.New() when nil; a mock server in tests).
 	NVML nvml.Interface
-	// Workflow is what a cycle does (SmokeWorkflow when nil).
+	// Workflow is what a cycle does (required).
 	Workflow Workflow
 	// HTTP is the client for GitHub's API (one with a 30 s timeout when nil).
 	HTTP *http.Client
@@ -87,7 +87,7 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 		return nil, err
 	}
 	if deps.Workflow == nil {
-		deps.Workflow = SmokeWorkflow{}
+		return nil, errors.New("runner: no workflow given")
 	}
 	if deps.HTTP == nil {
 		deps.HTTP = &http.Client{Timeout: 30 * time.Second}

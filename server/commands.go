@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/runners"
 )
 
 // newLogger builds the process logger: JSON lines, or text for people.
@@ -76,7 +78,11 @@ func ServeCommand(ctx context.Context, args []string) error {
 // DevCommand runs `adbot dev`: the server, the embedded NATS server and a
 // local runner in one process. Without App credentials every GitHub call is
 // printed instead of sent; without a webhook secret one is generated and printed.
-func DevCommand(ctx context.Context, args []string) error {
+func DevCommand(wf runners.Workflow) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error { return devCommand(ctx, args, wf) }
+}
+
+func devCommand(ctx context.Context, args []string, wf runners.Workflow) error {
 	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
@@ -104,7 +110,7 @@ func DevCommand(ctx context.Context, args []string) error {
 		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues payload.json\n\n",
 			cfg.GitHub.WebhookSecret, cfg.Server.Port, WebhookRoute)
 	}
-	opts := []Option{WithLogger(log), WithRun(localRunner())}
+	opts := []Option{WithLogger(log), WithRun(localRunner(wf))}
 	if !cfg.GitHub.HasApp() {
 		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
 		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger()), true))

@@ -102,7 +102,7 @@ func TestSendCommandErrors(t *testing.T) {
 }
 
 func TestCommandsHelp(t *testing.T) {
-	for name, cmd := range map[string]func(context.Context, []string) error{"serve": ServeCommand, "dev": DevCommand, "send": SendCommand} {
+	for name, cmd := range map[string]func(context.Context, []string) error{"serve": ServeCommand, "dev": DevCommand(nopWorkflow), "send": SendCommand} {
 		// flag writes usage to stderr; keep the test output quiet.
 		stderr := os.Stderr
 		os.Stderr, _ = os.Open(os.DevNull)

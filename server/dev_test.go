@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/nvidia/adbot/runners"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestDevCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- DevCommand(ctx, []string{"--port", strconv.Itoa(port)}) }()
+	go func() { done <- DevCommand(nopWorkflow)(ctx, []string{"--port", strconv.Itoa(port)}) }()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -73,3 +74,7 @@ func TestDevCommand(t *testing.T) {
 		t.Fatal("adbot dev did not stop within 30s of cancel")
 	}
 }
+
+// nopWorkflow stands for the onboarding workflow in tests of the commands'
+// wiring, which take no cycle.
+var nopWorkflow = runners.WorkflowFunc(func(context.Context, *runners.Cycle) error { return nil })

@@ -216,7 +216,9 @@ type WaitError struct {
 	Reason string
 }
 
-func (e *WaitError) Error() string { return fmt.Sprintf("waiting for a maintainer (%s): %s", e.For, e.Reason) }
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("waiting for a maintainer (%s): %s", e.For, e.Reason)
+}
 
 // AsWait returns the WaitError in err's chain, or nil.
 func AsWait(err error) *WaitError {

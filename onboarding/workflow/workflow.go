@@ -56,13 +56,13 @@ type Options struct {
 	HFCache string
 	// HFCLI is the `hf` program; when it is not on PATH, gather downloads
 	// through the Hub's HTTP API instead.
-	HFCLI string
+	HFCLI  string
 	Budget Budget
 	// FixRounds bounds the agent's fixes after failed tests or end-to-end
 	// runs; ReviewRounds the reviews.
 	FixRounds, ReviewRounds int
 	// ReducedLayers is the layer count of the first, quick end-to-end run.
-	ReducedLayers int
+	ReducedLayers                         int
 	AgentTimeout, TestTimeout, E2ETimeout time.Duration
 	// GitName and GitEmail are the commits' author: the App's bot identity.
 	GitName, GitEmail string

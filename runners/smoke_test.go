@@ -12,9 +12,9 @@ import (
 	"github.com/nvidia/adbot/runners/proc"
 )
 
-// SmokeWorkflow is the runner's built-in stand-in for a real workflow. It is
-// NOT the onboarding workflow (that comes with the onboarding package): it
-// proves a runner end to end by running harmless commands in the job's
+// SmokeWorkflow is the runner tests' stand-in for a real workflow (a test
+// double: adbot itself always runs the onboarding workflow). It proves a
+// runner end to end by running harmless commands in the job's
 // worktree on the cycle's GPUs (git status, git log, nvidia-smi -L when
 // present) and posting their output as one [AGENT] comment.
 type SmokeWorkflow struct{}
