@@ -77,15 +77,21 @@ func ServeCommand(ctx context.Context, args []string) error {
 // local runner in one process. Without App credentials every GitHub call is
 // printed instead of sent; without a webhook secret one is generated and printed.
 func DevCommand(ctx context.Context, args []string) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
+	demo := fs.Bool("demo", false, "run the local runner against a demo TensorRT-LLM remote with stand-ins for the agent and the GPUs (see server/demo.go)")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
+	}
+	if *demo {
+		if err := setupDemo(ctx, cfg.DataDir, cfg.Server.Port, osEnv, os.Stdout); err != nil {
+			return err
+		}
 	}
 	// dev is for one machine: listen on loopback unless told otherwise.
 	if cfg.NATS.URL == "" && cfg.NATS.Embedded.Host == DefaultNATSHost {
