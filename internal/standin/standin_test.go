@@ -123,6 +123,7 @@ func readFile(t *testing.T, p string) string {
 }
 
 func TestInstall(t *testing.T) {
+	t.Parallel()
 	a, e := installed(t)
 	for _, p := range []string{a, e} {
 		st, err := os.Stat(p)
@@ -146,6 +147,7 @@ func TestInstall(t *testing.T) {
 // order, as the runner would, and reads each answer with the parsers the
 // runner uses.
 func TestAgentWorkflow(t *testing.T) {
+	t.Parallel()
 	agentCmd, _ := installed(t)
 	dir := t.TempDir()
 	env := []string{"ADBOT_STANDIN_STATE=" + t.TempDir(), "ADBOT_STANDIN_TESTS=fail-once", "ADBOT_STANDIN_REVIEW=fail-once"}
@@ -261,6 +263,7 @@ func TestAgentWorkflow(t *testing.T) {
 }
 
 func TestAgentRefuses(t *testing.T) {
+	t.Parallel()
 	agentCmd, _ := installed(t)
 	env := []string{"ADBOT_STANDIN_STATE=" + t.TempDir()}
 	tests := []struct {
@@ -304,6 +307,7 @@ func TestAgentRefuses(t *testing.T) {
 
 // TestAgentOldForm: "-p <prompt>" is read as well as "-p ... -- <prompt>".
 func TestAgentOldForm(t *testing.T) {
+	t.Parallel()
 	agentCmd, _ := installed(t)
 	dir := t.TempDir()
 	r := run(t, dir, []string{"ADBOT_STANDIN_STATE=" + t.TempDir()}, agentCmd,
@@ -318,6 +322,7 @@ func TestAgentOldForm(t *testing.T) {
 }
 
 func TestReviewModes(t *testing.T) {
+	t.Parallel()
 	agentCmd, _ := installed(t)
 	tests := []struct {
 		mode string
@@ -352,6 +357,7 @@ func TestReviewModes(t *testing.T) {
 }
 
 func TestE2E(t *testing.T) {
+	t.Parallel()
 	_, e2eCmd := installed(t)
 	type check func(t *testing.T, r result, v e2e.Verdict, pairs []e2e.Pair)
 	tests := []struct {
@@ -489,6 +495,7 @@ func distinctWords(s string) map[string]bool {
 }
 
 func TestE2ECrashOnce(t *testing.T) {
+	t.Parallel()
 	_, e2eCmd := installed(t)
 	dir := t.TempDir()
 	env := []string{"ADBOT_STANDIN_STATE=" + t.TempDir(), "ADBOT_STANDIN_E2E=crash-once"}
@@ -504,6 +511,7 @@ func TestE2ECrashOnce(t *testing.T) {
 }
 
 func TestBuildRemote(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		fixtures func(t *testing.T) string
@@ -580,6 +588,7 @@ func qwen3(t *testing.T) apply.Model {
 // demo remote and runs them with the real pytest: with fail-once the first
 // run fails one test, fix-tests mends it, the second run passes.
 func TestModelThenPytest(t *testing.T) {
+	t.Parallel()
 	agentCmd, _ := installed(t)
 	py := pytestPython(t)
 	dir := t.TempDir()
