@@ -26,24 +26,21 @@ type command struct {
 var commands = []command{
 	{"serve", "run the webhook server (and the embedded NATS server unless NATS_URL is set)", server.ServeCommand},
 	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them",
-		withWorkflow(server.DevCommand)},
-	{"runner", "run a GPU runner that takes cycles from NATS", withWorkflow(runners.Command)},
+		server.DevCommand(onboardingWorkflow)},
+	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command(onboardingWorkflow)},
 	{"send", "sign a webhook payload with the webhook secret and post it to a running server", server.SendCommand},
 	{"preflight", "size a model and check whether it fits this machine's GPUs", preflight.Command},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println("adbot", version.String()); return nil }},
 }
 
-// withWorkflow gives a runner command the onboarding workflow, configured
-// from the environment: the one place where the workflow and the runner
-// meet.
-func withWorkflow(cmd func(runners.Workflow) func(context.Context, []string) error) func(context.Context, []string) error {
-	return func(ctx context.Context, args []string) error {
-		o, err := workflow.OptionsFromEnv(os.Getenv)
-		if err != nil {
-			return err
-		}
-		return cmd(runners.Onboarding(workflow.New(o)))(ctx, args)
+// onboardingWorkflow is the onboarding workflow, configured from the
+// environment, for the runner: the one place where the two meet.
+func onboardingWorkflow() (runners.Workflow, error) {
+	o, err := workflow.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
 	}
+	return runners.Onboarding(workflow.New(o)), nil
 }
 
 func usage() {

@@ -19,9 +19,14 @@ import (
 	"github.com/nvidia/adbot/runners/admission"
 )
 
-// Command returns `adbot runner`, running wf in its cycles.
-func Command(wf Workflow) func(ctx context.Context, args []string) error {
+// Command returns `adbot runner`, running the workflow newWorkflow makes
+// in its cycles.
+func Command(newWorkflow func() (Workflow, error)) func(ctx context.Context, args []string) error {
 	return func(ctx context.Context, args []string) error {
+		wf, err := newWorkflow()
+		if err != nil {
+			return err
+		}
 		return command(ctx, args, os.Stdout, os.Stderr, Deps{NVML: nvml.New(), Workflow: wf})
 	}
 }

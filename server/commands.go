@@ -78,20 +78,26 @@ func ServeCommand(ctx context.Context, args []string) error {
 // DevCommand runs `adbot dev`: the server, the embedded NATS server and a
 // local runner in one process. Without App credentials every GitHub call is
 // printed instead of sent; without a webhook secret one is generated and printed.
-func DevCommand(wf runners.Workflow) func(ctx context.Context, args []string) error {
-	return func(ctx context.Context, args []string) error { return devCommand(ctx, args, wf) }
+func DevCommand(newWorkflow func() (runners.Workflow, error)) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error { return devCommand(ctx, args, newWorkflow) }
 }
 
-func devCommand(ctx context.Context, args []string, wf runners.Workflow) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.Workflow, error)) error {
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
+	demo := fs.Bool("demo", false, "run the local runner against a demo TensorRT-LLM remote with stand-ins for the agent and the GPUs (see server/demo.go)")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
+	}
+	if *demo {
+		if err := setupDemo(ctx, cfg.DataDir, cfg.Server.Port, osEnv, os.Stdout); err != nil {
+			return err
+		}
 	}
 	// dev is for one machine: listen on loopback unless told otherwise.
 	if cfg.NATS.URL == "" && cfg.NATS.Embedded.Host == DefaultNATSHost {
@@ -110,7 +116,7 @@ func devCommand(ctx context.Context, args []string, wf runners.Workflow) error {
 		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues payload.json\n\n",
 			cfg.GitHub.WebhookSecret, cfg.Server.Port, WebhookRoute)
 	}
-	opts := []Option{WithLogger(log), WithRun(localRunner(wf))}
+	opts := []Option{WithLogger(log), WithRun(localRunner(newWorkflow))}
 	if !cfg.GitHub.HasApp() {
 		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
 		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger()), true))

@@ -77,4 +77,6 @@ func TestDevCommand(t *testing.T) {
 
 // nopWorkflow stands for the onboarding workflow in tests of the commands'
 // wiring, which take no cycle.
-var nopWorkflow = runners.WorkflowFunc(func(context.Context, *runners.Cycle) error { return nil })
+func nopWorkflow() (runners.Workflow, error) {
+	return runners.WorkflowFunc(func(context.Context, *runners.Cycle) error { return nil }), nil
+}

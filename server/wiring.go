@@ -89,7 +89,7 @@ func feedbackSettle(d *time.Duration) time.Duration {
 // localRunner is adbot dev's in-process runner: the runners package on the
 // server's own NATS connection. When it cannot run here (no TensorRT-LLM
 // mirror, no GPUs), it says so and the rest of dev keeps serving.
-func localRunner(wf runners.Workflow) func(ctx context.Context, s *Server) error {
+func localRunner(newWorkflow func() (runners.Workflow, error)) func(ctx context.Context, s *Server) error {
 	return func(ctx context.Context, s *Server) error {
 		log := zerolog.Ctx(ctx).With().Str(LogKeyComponent, "local-runner").Logger()
 		cfg, err := runners.ConfigFromEnv()
@@ -101,6 +101,12 @@ func localRunner(wf runners.Workflow) func(ctx context.Context, s *Server) error
 		}
 		if cfg.GitHubAPIURL == "" {
 			cfg.GitHubAPIURL = s.cfg.GitHub.V3APIURL
+		}
+		// The workflow reads its configuration now, after adbot dev --demo
+		// has set the environment the local runner reads.
+		wf, err := newWorkflow()
+		if err != nil {
+			return fmt.Errorf("local runner: %w", err)
 		}
 		deps := runners.Deps{Conn: s.nc, Workflow: wf}
 		if d, ok := s.clients.(*dryRunClientCreator); ok {
