@@ -411,8 +411,12 @@ func TestE2E(t *testing.T) {
 					t.Errorf("log lacks the yaml's layers:\n%s", r.stdout)
 				}
 			}},
-		{name: "degenerate", env: []string{"ADBOT_STANDIN_E2E=degenerate"}, results: true, ok: true,
+		// The gate refuses one token repeated (e2e.Degenerate).
+		{name: "degenerate", env: []string{"ADBOT_STANDIN_E2E=degenerate"}, results: true, ok: false,
 			check: func(t *testing.T, r result, v e2e.Verdict, pairs []e2e.Pair) {
+				if !strings.Contains(v.Reason, "degenerate") {
+					t.Errorf("verdict reason %q does not say degenerate", v.Reason)
+				}
 				for _, p := range pairs {
 					if w := distinctWords(p.Output); len(w) != 1 || len(strings.Fields(p.Output)) < 8 {
 						t.Errorf("output %d %q is not one token repeated", p.Index, p.Output)
