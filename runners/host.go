@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,8 +226,15 @@ func (r *Reporter) ReplyInThread(ctx context.Context, key string, number int, id
 	if !strings.HasPrefix(text, "[AGENT]") {
 		text = comments.Prefix + text
 	}
-	c, _, err := r.gh.PullRequests.CreateCommentInReplyTo(ctx, r.c.Msg.Owner, r.c.Msg.Repo, number, text+keyMarker(fk), id)
+	// GitHub's "create a reply for a review comment"; go-github's
+	// CreateCommentInReplyTo uses the older in_reply_to form instead.
+	req, err := r.gh.NewRequest(http.MethodPost, fmt.Sprintf("repos/%s/%s/pulls/%d/comments/%d/replies",
+		url.PathEscape(r.c.Msg.Owner), url.PathEscape(r.c.Msg.Repo), number, id), map[string]string{"body": text + keyMarker(fk)})
 	if err != nil {
+		return 0, fmt.Errorf("reply to review comment %d on #%d: %w", id, number, err)
+	}
+	c := new(github.PullRequestComment)
+	if _, err := r.gh.Do(ctx, req, c); err != nil {
 		return 0, fmt.Errorf("reply to review comment %d on #%d: %w", id, number, err)
 	}
 	return c.GetID(), r.record(ctx, fk, c.GetID(), nil)

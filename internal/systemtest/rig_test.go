@@ -2,6 +2,7 @@ package systemtest_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -74,6 +75,7 @@ type fakeHub struct {
 func newFakeHub(t *testing.T) *fakeHub {
 	t.Helper()
 	api := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
+	config := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "config.json")
 	var m map[string]any
 	if err := json.Unmarshal(api, &m); err != nil {
 		t.Fatal(err)
@@ -101,6 +103,22 @@ func newFakeHub(t *testing.T) *fakeHub {
 		h.requests.Add(1)
 		if h.unavailable.Add(-1) >= 0 {
 			http.Error(w, `{"error":"Service Unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		// Files of a model: its config.json as recorded, any other file a
+		// line of text standing for it.
+		if id, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/"); ok {
+			if _, known := answers["/api/models/"+id]; !known {
+				w.Header().Set("X-Error-Code", "RepoNotFound")
+				http.Error(w, `{"error":"Repository not found"}`, http.StatusUnauthorized)
+				return
+			}
+			_, file, _ := strings.Cut(rest, "/")
+			if file == "config.json" {
+				_, _ = w.Write(config)
+				return
+			}
+			_, _ = io.WriteString(w, "stand-in for "+file+" of "+id+"\n")
 			return
 		}
 		path, _, _ := strings.Cut(r.URL.Path, "/revision/")
@@ -150,15 +168,26 @@ type rig struct {
 	logs   *logBuffer
 	logger zerolog.Logger
 	cfg    server.Config
+	// flow, when set, is the workflow the rig's runners run instead of wf
+	// (the real onboarding workflow), and runnerEnv the variables their
+	// cycles' processes inherit.
+	flow      runners.Workflow
+	runnerEnv []string
 	// stopServer stops the server now serving (once).
 	stopServer func()
 	first      *runner
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, opts ...func(*rig)) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
-		remote: bareRemote(t), wf: newWorkflow()}
+		wf: newWorkflow()}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.remote == "" {
+		r.remote = bareRemote(t)
+	}
 	// Checked last, once everything has stopped writing (cleanups run in reverse).
 	t.Cleanup(r.checkPromises)
 	r.gh.SetPermission(owner, repo, maintainer, "write")
@@ -285,7 +314,8 @@ func (r *rig) startRunner(name string) *runner {
 		DiskFloor:     -1,
 		AdmitInterval: 50 * time.Millisecond,
 		Pace:          -1,
-	}, runners.Deps{Conn: nc, NVML: gputest.H100(1), Workflow: r.wf})
+		PassEnv:       r.runnerEnv,
+	}, runners.Deps{Conn: nc, NVML: gputest.H100(1), Workflow: cmp.Or[runners.Workflow](r.flow, r.wf)})
 	if err != nil {
 		t.Fatal(err)
 	}
