@@ -268,3 +268,118 @@ func TestOnboardingWorkflowEndToEnd(t *testing.T) {
 func fakeReviewComment(pr int, path string) fakegithub.ReviewComment {
 	return fakegithub.ReviewComment{Pull: pr, User: maintainer, Body: "Please use the canonical RMSNorm op here.", Path: path, Line: 3}
 }
+
+// TestOnboardingFailures: each way a cycle can go wrong ends it with a note
+// that says why, and loses nothing.
+func TestOnboardingFailures(t *testing.T) {
+	tests := []struct {
+		name  string
+		knobs []string
+		tweak func(*onboarding.Options)
+		// status and note are what the job says at the end.
+		status bus.JobStatus
+		note   string
+	}{
+		{name: "reviewer never passes", knobs: []string{"ADBOT_STANDIN_REVIEW=fail"},
+			status: bus.StatusFailed, note: "review: no PASS after 3 rounds"},
+		{name: "end-to-end crashes", knobs: []string{"ADBOT_STANDIN_E2E=crash"},
+			status: bus.StatusFailed, note: "end-to-end run (2 layers) still fails after 2 fixes"},
+		{name: "degenerate output", knobs: []string{"ADBOT_STANDIN_E2E=degenerate"},
+			status: bus.StatusFailed, note: "degenerate output"},
+		{name: "budget runs out", tweak: func(o *onboarding.Options) { o.Budget.Turns = 5 },
+			status: bus.StatusAwaitingApproval, note: "budget spent"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := onboardingRig(t, tt.tweak, tt.knobs...)
+			issue := 30 + i
+			j := r.open(issue, "the cycle to end", func(j *bus.Job) bool {
+				return j.Status != bus.StatusQueued && j.Status != bus.StatusRunning
+			})
+			if j.Status != tt.status || !strings.Contains(j.Note, tt.note) {
+				t.Fatalf("job %s: %q, want %s: %q", j.Status, j.Note, tt.status, tt.note)
+			}
+			if j.Status == bus.StatusFailed && len(r.gh.PullRequests(owner, repo)) != 0 {
+				t.Errorf("a failed cycle opened a pull request")
+			}
+			if !strings.Contains(r.joined(issue), tt.note) {
+				t.Errorf("the status comment does not say %q", tt.note)
+			}
+		})
+	}
+}
+
+// TestBudgetPauseAndProceed: a job past its budget waits; /onboard proceed
+// grants as much again and the job goes on from the phase it stopped in.
+func TestBudgetPauseAndProceed(t *testing.T) {
+	r := onboardingRig(t, func(o *onboarding.Options) { o.Budget.Turns = 5 })
+	const issue = 41
+	key := bus.JobKey(owner, repo, issue)
+	j := r.open(issue, "the budget to pause the job", func(j *bus.Job) bool { return j.Status == bus.StatusAwaitingApproval })
+	if j.WaitFor != "budget" {
+		t.Fatalf("waits for %q (%s), want budget", j.WaitFor, j.Note)
+	}
+	done := r.state(key).Work.Done
+	if len(done) == 0 {
+		t.Fatal("no phase done before the pause")
+	}
+	c := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard proceed")
+	r.deliver("issue_comment", server.NewDeliveryID(), issueComment(t, c, false, "MEMBER"))
+	j = r.waitJobLong(issue, "the job to go on after proceed", func(j *bus.Job) bool {
+		return j.Cycle == 2 && j.Status != bus.StatusQueued && j.Status != bus.StatusRunning
+	})
+	if len(j.Proceeded) != 1 || j.Proceeded[0] != "budget" {
+		t.Errorf("proceeded %v, want [budget]", j.Proceeded)
+	}
+	st := r.state(key)
+	if st.Work.Cycle != 1 {
+		t.Errorf("the work of cycle %d went on, want cycle 1's", st.Work.Cycle)
+	}
+	// The phases done before the pause ran once: the model's agent run is
+	// in cycle 1 alone.
+	var modelRuns int
+	for _, a := range st.Agent {
+		if a.Step == "model" {
+			modelRuns++
+		}
+	}
+	if modelRuns != 1 {
+		t.Errorf("the model was written %d times, want once (phases done before the pause: %v)", modelRuns, done)
+	}
+}
+
+// TestOnboardingRunnerKilledMidPhase: a runner stopped in the end-to-end
+// phase gives the cycle back; another runner resumes it from that phase,
+// and nothing is posted twice (the rig's promise check).
+func TestOnboardingRunnerKilledMidPhase(t *testing.T) {
+	r := onboardingRig(t, nil, "ADBOT_STANDIN_E2E=slow=600")
+	const issue = 51
+	key := bus.JobKey(owner, repo, issue)
+	r.open(issue, "the end-to-end phase to start", func(j *bus.Job) bool { return j.Phase == onboarding.PhaseRegistry })
+	r.first.kill(t)
+	j := r.waitJob(issue, "the cycle to be given back", func(j *bus.Job) bool { return j.Status == bus.StatusQueued && j.Runner == "" })
+	before := r.state(key)
+	t.Setenv("ADBOT_STANDIN_E2E", "")
+	r.startRunner("gpu-host-2")
+	j = r.waitJobLong(issue, "the second runner to finish the cycle", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
+	after := r.state(key)
+	var models, reviews int
+	for _, a := range after.Agent {
+		switch {
+		case a.Step == "model":
+			models++
+		case strings.HasPrefix(a.Step, "review"):
+			reviews++
+		}
+	}
+	if models != 1 || reviews != before.Review.Rounds {
+		t.Errorf("after the takeover: %d model runs, %d reviews (before %d): phases done were run again", models, reviews, before.Review.Rounds)
+	}
+	if len(r.gh.PullRequests(owner, repo)) != 1 {
+		t.Errorf("pull requests %+v, want one", r.gh.PullRequests(owner, repo))
+	}
+	if n := strings.Count(r.joined(issue), "Phase 0-1: gather and survey"); n != 1 {
+		t.Errorf("the survey was posted %d times", n)
+	}
+	_ = j
+}
