@@ -25,7 +25,7 @@ var standinEnv = []string{"ADBOT_STANDIN_STATE", "ADBOT_STANDIN_REVIEW", "ADBOT_
 
 // pytestPython finds a Python that runs pytest, or skips the test saying
 // what to install (outside CI; CI installs it through .ci/run).
-func pytestPython(t *testing.T) string {
+func pytestPython(t testing.TB) string {
 	t.Helper()
 	for _, py := range []string{"python3", "/usr/bin/python3"} {
 		if exec.Command(py, "-m", "pytest", "--version").Run() == nil {
@@ -44,7 +44,7 @@ func pytestPython(t *testing.T) string {
 // (build_and_run_ad.py's log and results JSON) in a TensorRT-LLM remote
 // built from the shared fixtures, real pytest, mock GPUs, the fake GitHub
 // and the fake Hub. knobs set the stand-ins' behaviour.
-func onboardingRig(t *testing.T, tweak func(*onboarding.Options), knobs ...string) *rig {
+func onboardingRig(t testing.TB, tweak func(*onboarding.Options), knobs ...string) *rig {
 	t.Helper()
 	if fixtures.Root() == "" {
 		t.Skip("shared fixtures absent: the onboarding system tests build TensorRT-LLM's remote from them")

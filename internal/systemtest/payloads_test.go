@@ -12,7 +12,7 @@ import (
 // moved to NVIDIA/TensorRT-LLM, installation 42, with the scenario's people,
 // numbers and text.
 
-func payload(t *testing.T, name string, edit func(m map[string]any)) []byte {
+func payload(t testing.TB, name string, edit func(m map[string]any)) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(fixtures.Read(t, "github", "webhooks", name), &m); err != nil {
@@ -37,7 +37,7 @@ func person(m map[string]any, login string) {
 }
 
 // issueOpened is issues.opened for an issue by user.
-func issueOpened(t *testing.T, number int, title, user, assoc string) []byte {
+func issueOpened(t testing.TB, number int, title, user, assoc string) []byte {
 	return payload(t, "issues.opened.json", func(m map[string]any) {
 		is := obj(m, "issue")
 		is["number"], is["id"], is["title"], is["body"], is["author_association"] = number, 7000000+number, title, "", assoc
@@ -47,7 +47,7 @@ func issueOpened(t *testing.T, number int, title, user, assoc string) []byte {
 }
 
 // issueComment is issue_comment.created for c, on an issue or a pull request.
-func issueComment(t *testing.T, c fakegithub.Comment, isPR bool, assoc string) []byte {
+func issueComment(t testing.TB, c fakegithub.Comment, isPR bool, assoc string) []byte {
 	name := "issue_comment.created-3.json"
 	if isPR {
 		name = "issue_comment.created-2.json" // its issue is a pull request
@@ -66,7 +66,7 @@ func issueComment(t *testing.T, c fakegithub.Comment, isPR bool, assoc string) [
 }
 
 // review is pull_request_review.submitted on pull request pr.
-func review(t *testing.T, pr int, id int64, state, body, commitID, user, assoc string) []byte {
+func review(t testing.TB, pr int, id int64, state, body, commitID, user, assoc string) []byte {
 	return payload(t, "pull_request_review.submitted.json", func(m map[string]any) {
 		rv := obj(m, "review")
 		rv["id"], rv["state"], rv["commit_id"], rv["author_association"] = id, state, commitID, assoc
@@ -82,7 +82,7 @@ func review(t *testing.T, pr int, id int64, state, body, commitID, user, assoc s
 }
 
 // reviewComment is pull_request_review_comment.created: a line comment of review reviewID.
-func reviewComment(t *testing.T, pr int, id, reviewID int64, path string, line int, body, commitID, user, assoc string) []byte {
+func reviewComment(t testing.TB, pr int, id, reviewID int64, path string, line int, body, commitID, user, assoc string) []byte {
 	return payload(t, "pull_request_review_comment.created.json", func(m map[string]any) {
 		cm := obj(m, "comment")
 		cm["id"], cm["body"], cm["path"], cm["line"], cm["original_line"] = id, body, path, line, line
@@ -94,7 +94,7 @@ func reviewComment(t *testing.T, pr int, id, reviewID int64, path string, line i
 }
 
 // issueLabeled is issues.labeled: label added to an issue by user.
-func issueLabeled(t *testing.T, number int, title, label, user string) []byte {
+func issueLabeled(t testing.TB, number int, title, label, user string) []byte {
 	return payload(t, "issues.labeled.json", func(m map[string]any) {
 		is := obj(m, "issue")
 		is["number"], is["id"], is["title"], is["body"] = number, 7000000+number, title, ""
@@ -106,7 +106,7 @@ func issueLabeled(t *testing.T, number int, title, label, user string) []byte {
 
 // botEcho is issue_comment.created for a comment the App itself wrote: GitHub
 // sends the bot its own comments too.
-func botEcho(t *testing.T, c fakegithub.Comment, isPR bool) []byte {
+func botEcho(t testing.TB, c fakegithub.Comment, isPR bool) []byte {
 	b := issueComment(t, c, isPR, "NONE")
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -122,7 +122,7 @@ func botEcho(t *testing.T, c fakegithub.Comment, isPR bool) []byte {
 }
 
 // pullClosed is pull_request.closed for pull request pr, merged or not, by user.
-func pullClosed(t *testing.T, pr int, merged bool, user string) []byte {
+func pullClosed(t testing.TB, pr int, merged bool, user string) []byte {
 	return payload(t, "pull_request.closed.json", func(m map[string]any) {
 		m["number"] = pr
 		p := obj(m, "pull_request")

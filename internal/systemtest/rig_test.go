@@ -72,7 +72,7 @@ type fakeHub struct {
 	unavailable atomic.Int64
 }
 
-func newFakeHub(t *testing.T) *fakeHub {
+func newFakeHub(t testing.TB) *fakeHub {
 	t.Helper()
 	api := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "api.json")
 	config := fixtures.Read(t, "hf", "Qwen__Qwen3-0.6B", "config.json")
@@ -155,7 +155,7 @@ func (l *logBuffer) String() string {
 
 // rig is one whole adbot: server, runner and the fakes around them.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	gh     *fakegithub.Server
 	hub    *fakeHub
 	secret string
@@ -178,7 +178,7 @@ type rig struct {
 	first      *runner
 }
 
-func newRig(t *testing.T, opts ...func(*rig)) *rig {
+func newRig(t testing.TB, opts ...func(*rig)) *rig {
 	t.Helper()
 	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
 		wf: newWorkflow()}
@@ -276,7 +276,7 @@ func (r *rig) restartServer() {
 	r.startServer()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -330,7 +330,7 @@ func (r *rig) startRunner(name string) *runner {
 }
 
 // kill stops the runner at once: its running cycles are given back.
-func (h *runner) kill(t *testing.T) {
+func (h *runner) kill(t testing.TB) {
 	h.once.Do(func() {
 		h.stop()
 		h.rn.Force()
@@ -597,7 +597,7 @@ func (r *rig) checkLogStore() {
 }
 
 // bareRemote makes a bare repository with one commit on main: TensorRT-LLM's stand-in.
-func bareRemote(t *testing.T) string {
+func bareRemote(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "TensorRT-LLM.git")
@@ -617,7 +617,7 @@ func bareRemote(t *testing.T) string {
 	return bare
 }
 
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir

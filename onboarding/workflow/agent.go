@@ -38,6 +38,7 @@ func (c *cycle) agent(ctx context.Context, step, prompt string, fresh bool) (str
 	}
 	rec := AgentRun{Step: step, Prompt: prompt, Resumed: opts.Resume != ""}
 	res, err := c.h.Exec(ctx, Cmd{Name: "agent-" + step, Args: append([]string{o.AgentCmd}, agent.Args(opts)...), Class: ClassAgent, Timeout: o.AgentTimeout})
+	c.took(ClassAgent, res.Duration)
 	if res.Stdout == "" {
 		if err == nil {
 			err = errors.New("no output")

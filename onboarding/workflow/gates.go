@@ -52,6 +52,7 @@ func (c *cycle) pytest(ctx context.Context) (bool, string, error) {
 	args := []string{py, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--junitxml=" + junit, c.st.TestFile}
 	res, runErr := c.h.Exec(ctx, Cmd{Name: fmt.Sprintf("pytest-%d", n), Args: args, Class: ClassTest, Timeout: c.w.opt.TestTimeout,
 		Env: []string{"PYTHONDONTWRITEBYTECODE=1"}})
+	c.took(ClassTest, res.Duration)
 	if ctx.Err() != nil {
 		return false, "", ctx.Err()
 	}
@@ -185,6 +186,7 @@ func (c *cycle) runE2E(ctx context.Context, layers int) (e2e.Verdict, error) {
 	}
 	args = append(args, "--benchmark.store-results", "true", "--benchmark.results-path", results)
 	res, runErr := c.h.Exec(ctx, Cmd{Name: fmt.Sprintf("e2e-%d", n), Args: args, Class: ClassE2E, Timeout: c.w.opt.E2ETimeout})
+	c.took(ClassE2E, res.Duration)
 	if ctx.Err() != nil {
 		return e2e.Verdict{}, ctx.Err()
 	}

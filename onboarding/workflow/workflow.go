@@ -157,6 +157,20 @@ type Work struct {
 	Feedback []Feedback `json:"feedback,omitempty"`
 	Done     []string   `json:"done,omitempty"`
 	Complete bool       `json:"complete,omitempty"`
+	// Took is the wall time the work's processes took, in seconds, by
+	// class (agent, test, e2e): what is not the bot's own overhead.
+	Took map[Class]float64 `json:"took,omitempty"`
+}
+
+// took adds a process's running time to the work's record.
+func (c *cycle) took(class Class, d time.Duration) {
+	if c.st.Work == nil {
+		return
+	}
+	if c.st.Work.Took == nil {
+		c.st.Work.Took = map[Class]float64{}
+	}
+	c.st.Work.Took[class] += d.Seconds()
 }
 
 // State is the workflow's record of a job, saved after every phase.
