@@ -48,7 +48,9 @@ func BenchmarkOnboardingCycle(b *testing.B) {
 			reviewComment(b, j.PR, rc.ID, int64(900+i), st.ModelFile, 3, rc.Body, j.HeadSHA, maintainer, "MEMBER"))
 		j2 := r.waitJobLong(issue, "the update cycle to start", func(j *bus.Job) bool { return j.Cycle == 2 && !j.Started.IsZero() && j.Started.After(sent) })
 		latency += j2.Started.Sub(sent) - settle
-		r.waitJobLong(issue, "the update cycle to end", func(j *bus.Job) bool { return j.Cycle == 2 && j.Status != bus.StatusRunning && j.Status != bus.StatusQueued })
+		r.waitJobLong(issue, "the update cycle to end", func(j *bus.Job) bool {
+			return j.Cycle == 2 && j.Status != bus.StatusRunning && j.Status != bus.StatusQueued
+		})
 	}
 	n := float64(b.N)
 	b.ReportMetric(wall.Seconds()/n, "s-cycle-wall")

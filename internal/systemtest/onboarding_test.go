@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
@@ -46,6 +49,23 @@ func pytestPython(t testing.TB) string {
 // and the fake Hub. knobs set the stand-ins' behaviour.
 func onboardingRig(t testing.TB, tweak func(*onboarding.Options), knobs ...string) *rig {
 	t.Helper()
+	return onboardingRigWith(t, rigSetup{tweak: tweak, knobs: knobs})
+}
+
+// rigSetup varies the onboarding rig: the workflow's options, the
+// stand-ins' knobs, an end-to-end script to put in the remote instead of
+// the stand-in, and the GPUs (go-nvml's mock of one H100 when nil).
+type rigSetup struct {
+	tweak     func(*onboarding.Options)
+	knobs     []string
+	e2eScript string
+	nvml      nvml.Interface
+	env       []string
+}
+
+func onboardingRigWith(t testing.TB, s rigSetup) *rig {
+	t.Helper()
+	tweak, knobs := s.tweak, s.knobs
 	if fixtures.Root() == "" {
 		t.Skip("shared fixtures absent: the onboarding system tests build TensorRT-LLM's remote from them")
 	}
@@ -70,6 +90,9 @@ func onboardingRig(t testing.TB, tweak func(*onboarding.Options), knobs ...strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.e2eScript != "" {
+		replaceE2E(t, remote, s.e2eScript)
+	}
 	return newRig(t, func(r *rig) {
 		o := onboarding.Options{
 			AgentCmd: agentCmd, Python: py, HFCLI: "adbot-test-no-hf-cli", HFCache: t.TempDir(),
@@ -80,8 +103,25 @@ func onboardingRig(t testing.TB, tweak func(*onboarding.Options), knobs ...strin
 		}
 		r.flow = runners.Onboarding(onboarding.New(o))
 		r.remote = remote
-		r.runnerEnv = standinEnv
+		r.runnerEnv = append(append([]string(nil), standinEnv...), s.env...)
+		r.nvml = s.nvml
 	})
+}
+
+// replaceE2E commits script as the remote's build_and_run_ad.py.
+func replaceE2E(t testing.TB, remote, script string) {
+	t.Helper()
+	b, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	git(t, filepath.Dir(src), "clone", "--quiet", remote, src)
+	if err := os.WriteFile(filepath.Join(src, "examples", "auto_deploy", "build_and_run_ad.py"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, src, "commit", "--quiet", "-am", "build_and_run_ad.py: the GPU stand-in")
+	git(t, src, "push", "--quiet", "origin", "HEAD:main")
 }
 
 // open asks for Qwen3-0.6B on issue and waits for the job to reach cond.

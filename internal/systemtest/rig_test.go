@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -173,6 +174,8 @@ type rig struct {
 	// cycles' processes inherit.
 	flow      runners.Workflow
 	runnerEnv []string
+	// nvml is the runners' GPU library (go-nvml's mock of one H100 when nil).
+	nvml nvml.Interface
 	// stopServer stops the server now serving (once).
 	stopServer func()
 	first      *runner
@@ -315,7 +318,7 @@ func (r *rig) startRunner(name string) *runner {
 		AdmitInterval: 50 * time.Millisecond,
 		Pace:          -1,
 		PassEnv:       r.runnerEnv,
-	}, runners.Deps{Conn: nc, NVML: gputest.H100(1), Workflow: cmp.Or[runners.Workflow](r.flow, r.wf)})
+	}, runners.Deps{Conn: nc, NVML: cmp.Or[nvml.Interface](r.nvml, gputest.H100(1)), Workflow: cmp.Or[runners.Workflow](r.flow, r.wf)})
 	if err != nil {
 		t.Fatal(err)
 	}
