@@ -111,12 +111,30 @@ func planText(p sizing.Plan) string {
 		fmt.Fprintf(&b, ", about %.1f GB of weights at %.2g bytes/parameter", float64(p.MemoryBytes)/1e9, p.BytesPerParam)
 	}
 	if p.WorldSize > 0 {
-		fmt.Fprintf(&b, ", %d GPU(s) by the workflow's rule", p.WorldSize)
+		fmt.Fprintf(&b, ", %d GPU(s) by the workflow's rule (%s)", p.WorldSize, gpuRule(p.Params))
 	}
 	if p.Note != "" {
 		b.WriteString("; " + p.Note)
 	}
 	return b.String()
+}
+
+// gpuRule says which bracket of the workflow's GPU rule a size falls in.
+func gpuRule(params int64) string {
+	switch {
+	case params <= 0:
+		return "size unknown"
+	case params < 2e9:
+		return "1 GPU under 2B parameters"
+	case params <= 15e9:
+		return "2 GPUs for 2-15B parameters"
+	case params < 20e9:
+		return "the rule leaves 15-20B open: 4 GPUs"
+	case params < 80e9:
+		return "4 GPUs for 20-80B parameters"
+	default:
+		return "8 GPUs from 80B parameters"
+	}
 }
 
 func humanCount(n int64) string {

@@ -82,7 +82,9 @@ func feedbackPrompt(j Job, st *State, fb []Feedback) string {
 				fmt.Fprintf(&b, " line %d", f.Line)
 			}
 		}
-		b.WriteString("\n<remark>\n" + f.Body + "\n</remark>\n\n")
+		// A remark cannot close its own delimiter early.
+		body := strings.ReplaceAll(f.Body, "</remark>", "<\\/remark>")
+		b.WriteString("\n<remark>\n" + body + "\n</remark>\n\n")
 	}
 	b.WriteString("End with a short list of what you changed for each remark.\n\n" + boundaries + "\n")
 	return b.String()
