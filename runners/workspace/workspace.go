@@ -85,6 +85,13 @@ func (m *Mirror) layout() (dir, root string, err error) {
 	return m.dir, m.root, m.layoutErr
 }
 
+// CheckLayout returns an error wrapping ErrLayout when the worktree root
+// workRoot lies inside the mirror dir (or is it).
+func CheckLayout(dir, workRoot string) error {
+	_, _, err := resolveLayout(dir, workRoot)
+	return err
+}
+
 func resolveLayout(mirror, workRoot string) (dir, root string, err error) {
 	if mirror == "" || workRoot == "" {
 		return "", "", fmt.Errorf("mirror dir %q, worktree root %q: both must be set", mirror, workRoot)
