@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func ServeCommand(ctx context.Context, args []string) error {
 // local runner in one process. Without App credentials every GitHub call is
 // printed instead of sent; without a webhook secret one is generated and printed.
 func DevCommand(ctx context.Context, args []string) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process (its mirror and worktrees under <data dir>/runner).\nWithout GITHUB_APP_ID and a private key, GitHub calls are printed, not sent. Without\nGITHUB_WEBHOOK_SECRET a secret is generated and printed for `adbot send`.\n\nOn a laptop: ADBOT_GPUS=mock:8xH100-80GB mocks idle GPUs, and ADBOT_TRTLLM_REMOTE set to\na local bare repository (a path or file:// URL) spares the clone from GitHub.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
 	cfg, err := parseConfig(fs, path, args)
@@ -86,6 +87,11 @@ func DevCommand(ctx context.Context, args []string) error {
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
+	}
+	// The data dir is fixed now, before anything (the runner's git runs in
+	// other folders) could read a relative one from elsewhere.
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	// dev is for one machine: listen on loopback unless told otherwise.
 	if cfg.NATS.URL == "" && cfg.NATS.Embedded.Host == DefaultNATSHost {
