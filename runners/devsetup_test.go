@@ -95,9 +95,9 @@ func TestMockGPUsRunACycle(t *testing.T) {
 		wantGPUs  int
 		wantModel string
 	}{
-		{"mock:8xH100-80GB", 8, 8, "NVIDIA H100 80GB HBM3"},
-		{"mock:2xH200-141GB", 2, 2, "NVIDIA H200 141GB HBM3e"},
-		{"mock:4xA100-40GB", 4, 4, "Mock NVIDIA A100-SXM4-40GB"},
+		{"mock:8xH100-80GB", 8, 8, "NVIDIA H100 80GB HBM3 (mock)"},
+		{"mock:2xH200-141GB", 2, 2, "NVIDIA H200 141GB HBM3e (mock)"},
+		{"mock:4xA100-40GB", 4, 4, "NVIDIA A100-SXM4-40GB (mock)"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			e := newEnv(t)

@@ -107,10 +107,15 @@ func ParseMock(v string) (MockSpec, error) {
 	return MockSpec{Count: n, Model: model, MemoryGB: gb}, nil
 }
 
+// MockSuffix ends the name of every mocked GPU, so that whatever prints
+// GPU names (adbot preflight, logs) shows that they are not real.
+const MockSuffix = " (mock)"
+
 // config is the go-nvml configuration of one of m's GPUs.
 func (m MockSpec) config() gpus.Config {
 	f := mockFamilies[m.Model]
 	if c, ok := f.configs[m.MemoryGB]; ok {
+		c.Name = strings.TrimPrefix(c.Name, "Mock ") + MockSuffix
 		return c
 	}
 	// Another memory size of a known model: the smallest known one, resized.
@@ -120,7 +125,7 @@ func (m MockSpec) config() gpus.Config {
 	}
 	slices.Sort(sizes)
 	c := f.configs[sizes[0]]
-	c.Name = fmt.Sprintf("NVIDIA %s %dGB (mock)", m.Model, m.MemoryGB)
+	c.Name = fmt.Sprintf("NVIDIA %s %dGB", m.Model, m.MemoryGB) + MockSuffix
 	c.MemoryMB = uint64(m.MemoryGB) * 1024
 	c.MIGProfiles = gpus.MIGProfileConfig{} // MIG slices of another size would not add up
 	return c
