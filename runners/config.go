@@ -75,8 +75,8 @@ type Config struct {
 	Pace time.Duration
 	// MirrorRetry is the first wait after the mirror could not be cloned or
 	// fetched at start-up (DefaultMirrorRetry); it doubles up to
-	// DefaultMirrorRetryMax.
-	MirrorRetry time.Duration
+	// MirrorRetryMax (DefaultMirrorRetryMax).
+	MirrorRetry, MirrorRetryMax time.Duration
 }
 
 // ConfigFromEnv reads the runner's configuration from the environment.
@@ -174,6 +174,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MirrorRetry <= 0 {
 		c.MirrorRetry = DefaultMirrorRetry
 	}
+	if c.MirrorRetryMax <= 0 {
+		c.MirrorRetryMax = DefaultMirrorRetryMax
+	}
+	c.MirrorRetryMax = max(c.MirrorRetryMax, c.MirrorRetry)
 	return c, nil
 }
 

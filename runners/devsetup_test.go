@@ -169,7 +169,7 @@ func TestFailedCloneRetries(t *testing.T) {
 	e := newEnv(t)
 	key := e.addJob(60, 1)
 	remote := filepath.Join(t.TempDir(), "later.git")
-	s, logs := e.run(runners.Config{Name: "early", DataDir: t.TempDir(), Remote: remote, MirrorRetry: 20 * time.Millisecond}, gputest.H100(1))
+	s, logs := e.run(runners.Config{Name: "early", DataDir: t.TempDir(), Remote: remote, MirrorRetry: 20 * time.Millisecond, MirrorRetryMax: 200 * time.Millisecond}, gputest.H100(1))
 
 	var p bus.Presence
 	waitFor(t, 10*time.Second, "presence saying the mirror is not ready", func() bool {

@@ -231,7 +231,7 @@ func (r *Runner) connect(ctx context.Context) error {
 // prepareMirror clones or fetches the mirror until it succeeds or ctx ends
 // (its error then). A failure is logged with what to set, the runner's
 // presence says it takes no work and why, and the next try comes after
-// Config.MirrorRetry, doubling up to DefaultMirrorRetryMax.
+// Config.MirrorRetry, doubling up to Config.MirrorRetryMax.
 func (r *Runner) prepareMirror(ctx context.Context) error {
 	wait := r.cfg.MirrorRetry
 	for {
@@ -257,7 +257,7 @@ func (r *Runner) prepareMirror(ctx context.Context) error {
 			return r.forceCtx.Err()
 		case <-t.C:
 		}
-		wait = min(2*wait, DefaultMirrorRetryMax)
+		wait = min(2*wait, r.cfg.MirrorRetryMax)
 	}
 }
 
