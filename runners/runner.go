@@ -42,6 +42,7 @@ type Deps struct {
 	// The Runner does not close it.
 	Conn *nats.Conn
 	// NVML is the GPU library (nvml.New() when nil; a mock server in tests).
+	// A mock Config.GPUs (ADBOT_GPUS=mock:...) replaces it.
 	NVML nvml.Interface
 	// Workflow is what a cycle does (SmokeWorkflow when nil).
 	Workflow Workflow
