@@ -2,7 +2,6 @@ package runners
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -183,13 +182,3 @@ func (c Config) withDefaults() (Config, error) {
 
 // workRoot holds the worktree slots.
 func (c Config) workRoot() string { return filepath.Join(c.DataDir, "worktrees") }
-
-// displayRemote is remote fit for a log: a URL's user and password dropped.
-func displayRemote(remote string) string {
-	u, err := url.Parse(remote)
-	if err != nil || u.User == nil {
-		return remote
-	}
-	u.User = nil
-	return u.String()
-}

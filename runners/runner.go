@@ -169,7 +169,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := r.mirror.Prewarm(ctx, 1); err != nil {
 			log.Warn().Err(err).Msg("prewarm a worktree")
 		}
-		log.Info().Int("gpus", r.capacity).Str("data_dir", r.cfg.DataDir).Str("remote", displayRemote(r.cfg.Remote)).Msg("runner started")
+		log.Info().Int("gpus", r.capacity).Str("data_dir", r.cfg.DataDir).Str("remote", workspace.DisplayRemote(r.cfg.Remote)).Msg("runner started")
 		r.admitLoop(ctx, cycleBase)
 	}
 
@@ -268,9 +268,9 @@ func mirrorError(err error, cfg Config) error {
 	case errors.Is(err, workspace.ErrClone):
 		return fmt.Errorf("prepare mirror: %w; set ADBOT_TRTLLM_REMOTE to a TensorRT-LLM repository this host can reach (a URL, or the path or file:// URL of a local bare clone), or ADBOT_REPO_DIR to an existing mirror", err)
 	case errors.Is(err, workspace.ErrForeignConfig):
-		return fmt.Errorf("prepare mirror: %w; the mirror at %s was made from another remote than %s or altered since: remove it, or set ADBOT_REPO_DIR to another folder", err, cfg.RepoDir, cfg.Remote)
+		return fmt.Errorf("prepare mirror: %w; the mirror at %s was made from another remote than %s or altered since: remove it, or set ADBOT_REPO_DIR to another folder", err, cfg.RepoDir, workspace.DisplayRemote(cfg.Remote))
 	}
-	return fmt.Errorf("prepare mirror %s of %s: %w", cfg.RepoDir, cfg.Remote, err)
+	return fmt.Errorf("prepare mirror %s of %s: %w", cfg.RepoDir, workspace.DisplayRemote(cfg.Remote), err)
 }
 
 // maxReason bounds the reason a presence entry gives (git's messages can be long).

@@ -176,3 +176,17 @@ func FuzzNormalizeRemote(f *testing.F) {
 		}
 	})
 }
+
+func TestDisplayRemote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://x-access-token:ghs_secret@github.com/NVIDIA/TensorRT-LLM.git", "https://github.com/NVIDIA/TensorRT-LLM.git"},
+		{"https://github.com/NVIDIA/TensorRT-LLM.git", "https://github.com/NVIDIA/TensorRT-LLM.git"},
+		{"file:///srv/trtllm.git", "file:///srv/trtllm.git"},
+		{"/srv/trtllm.git", "/srv/trtllm.git"},
+		{"git@github.com:NVIDIA/TensorRT-LLM.git", "git@github.com:NVIDIA/TensorRT-LLM.git"},
+	} {
+		if got := workspace.DisplayRemote(tc.in); got != tc.want {
+			t.Errorf("DisplayRemote(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

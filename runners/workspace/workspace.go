@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +125,17 @@ func NormalizeRemote(remote string) (string, error) {
 	return abs, nil
 }
 
+// DisplayRemote is remote fit for a log or an error: a URL's user and
+// password dropped.
+func DisplayRemote(remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil {
+		return remote
+	}
+	u.User = nil
+	return u.String()
+}
+
 // IsLocalRemote reports whether git reads remote as a path on this host
 // rather than a URL ("scheme://...") or an scp-like "host:path". A
 // file:// URL is a URL.
@@ -159,9 +171,9 @@ func (m *Mirror) Ensure(ctx context.Context) error {
 		defer os.RemoveAll(tmp)
 		if _, err := git(ctx, "", m.GitEnv, "clone", "--bare", "--quiet", remote, tmp); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("clone mirror of %s: %w", remote, err)
+				return fmt.Errorf("clone mirror of %s: %w", DisplayRemote(remote), err)
 			}
-			return fmt.Errorf("clone mirror of %s into %s: %w: %w", remote, dir, ErrClone, err)
+			return fmt.Errorf("clone mirror of %s into %s: %w: %w", DisplayRemote(remote), dir, ErrClone, err)
 		}
 		if _, err := git(ctx, tmp, nil, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"); err != nil {
 			return fmt.Errorf("configure mirror: %w", err)
