@@ -187,7 +187,12 @@ func TestFailedCloneRetries(t *testing.T) {
 		t.Errorf("a runner without a mirror took work: %s", st)
 	}
 
-	gittest.Git(t, "", "clone", "--quiet", "--bare", e.remote, remote)
+	// The remote appears at once (a clone made beside it, then renamed), as
+	// an administrator's would: a runner's try must not catch it half-made.
+	gittest.Git(t, "", "clone", "--quiet", "--bare", e.remote, remote+".tmp")
+	if err := os.Rename(remote+".tmp", remote); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 20*time.Second, "the job to wait for review", func() bool { return e.job(key).Status == bus.StatusWaitingReview })
 	if p, _ := e.presence("early"); p.Draining || p.Reason != "" {
 		t.Errorf("presence after the mirror came = %+v, want taking work", p)
