@@ -177,7 +177,8 @@ type Presence struct {
 	GPUs     int       `json:"gpus"`
 	FreeGPUs int       `json:"free_gpus"`
 	Running  []string  `json:"running,omitempty"`
-	Draining bool      `json:"draining,omitempty"`
+	Draining bool      `json:"draining,omitempty"` // takes no new work now
+	Reason   string    `json:"reason,omitempty"`   // why Draining: stopping, low disk, mirror not ready
 	Seen     time.Time `json:"seen"`
 }
 

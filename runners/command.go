@@ -49,8 +49,10 @@ cycles finish; a second one (or the first, with --force) stops them and gives
 them back to the queue for another runner.
 
 Environment: ADBOT_RUNNER_NAME, NATS_URL, NATS_CREDS, ADBOT_DATA_DIR,
-ADBOT_REPO_DIR, ADBOT_TRTLLM_REMOTE, ADBOT_AGENT_CMD, ADBOT_GPUS (auto, none
-or indices like 0,2,3), ADBOT_DISK_FLOOR_GB, ADBOT_PASS_ENV, GITHUB_V3_API_URL.
+ADBOT_REPO_DIR, ADBOT_TRTLLM_REMOTE (a URL, or a local bare repository's path
+or file:// URL), ADBOT_AGENT_CMD, ADBOT_GPUS (auto, none, indices like 0,2,3,
+or mock:8xH100-80GB for idle mocked GPUs on a host without any),
+ADBOT_DISK_FLOOR_GB, ADBOT_PASS_ENV, GITHUB_V3_API_URL.
 
 Flags:
 `)
@@ -68,7 +70,7 @@ Flags:
 		return err
 	}
 	if *inventory {
-		return printInventory(ctx, stdout, deps.NVML, cfg.GPUs)
+		return printInventory(ctx, stdout, stderr, deps.NVML, cfg.GPUs)
 	}
 
 	log := zerolog.New(zerolog.SyncWriter(stderr)).With().Timestamp().Logger()
@@ -114,6 +116,7 @@ type InventoryReport struct {
 	Time      time.Time    `json:"time"`
 	Selection string       `json:"selection"`
 	NVML      bool         `json:"nvml"`
+	Mock      string       `json:"mock,omitempty"` // the spec, when ADBOT_GPUS mocks the GPUs
 	Error     string       `json:"error,omitempty"`
 	Devices   []gpu.Device `json:"devices"`
 	// Busy maps a busy GPU's index to why.
@@ -125,7 +128,7 @@ type InventoryReport struct {
 	Assign []int `json:"assign,omitempty"`
 }
 
-func printInventory(ctx context.Context, w io.Writer, lib nvml.Interface, sel gpu.Selection) error {
+func printInventory(ctx context.Context, w, stderr io.Writer, lib nvml.Interface, sel gpu.Selection) error {
 	rep := InventoryReport{Time: time.Now().UTC(), Selection: sel.String(), NVML: true, Free: []int{}, Admits: []int{}, Devices: []gpu.Device{}}
 	h, err := gpu.Open(lib, sel)
 	if errors.Is(err, gpu.ErrNoNVML) {
@@ -134,6 +137,9 @@ func printInventory(ctx context.Context, w io.Writer, lib nvml.Interface, sel gp
 		return err
 	} else {
 		defer h.Close()
+		if rep.Mock = h.Mocked(); rep.Mock != "" {
+			fmt.Fprintf(stderr, "warning: the GPUs are mocked (%s=%s): nothing can run on them\n", gpu.EnvGPUs, rep.Mock)
+		}
 		devs, err := h.Inventory(ctx)
 		if err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,4 +140,101 @@ func FuzzBranchName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestInventoryMock: adbot runner --inventory with ADBOT_GPUS=mock:... on a
+// host without NVML lists the mocked GPUs as free and warns on stderr.
+func TestInventoryMock(t *testing.T) {
+	tests := []struct {
+		spec       string
+		wantFree   []int
+		wantAdmits []int
+		wantMemMiB uint64
+	}{
+		{"mock:8xH100-80GB", []int{0, 1, 2, 3, 4, 5, 6, 7}, []int{8, 4, 2, 1}, 81920},
+		{"mock:4xA100-40GB", []int{0, 1, 2, 3}, []int{4, 2, 1}, 40960},
+		{"mock:2xH200-141GB", []int{0, 1}, []int{2, 1}, 144384},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			t.Setenv("ADBOT_GPUS", tt.spec)
+			var out, errb bytes.Buffer
+			if err := command(context.Background(), []string{"--inventory"}, &out, &errb, Deps{NVML: gputest.Missing()}); err != nil {
+				t.Fatal(err)
+			}
+			var rep InventoryReport
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			var mem []uint64
+			for _, d := range rep.Devices {
+				mem = append(mem, d.MemTotal>>20)
+			}
+			type summary struct {
+				Mock, Selection string
+				NVML            bool
+				Free, Admits    []int
+				Busy            map[int]string
+				MemMiB          []uint64
+			}
+			got := summary{rep.Mock, rep.Selection, rep.NVML, rep.Free, rep.Admits, rep.Busy, mem}
+			want := summary{tt.spec, tt.spec, true, tt.wantFree, tt.wantAdmits, nil, slices.Repeat([]uint64{tt.wantMemMiB}, len(tt.wantFree))}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("inventory (-got +want):\n%s", diff)
+			}
+			if !strings.Contains(errb.String(), "warning: the GPUs are mocked (ADBOT_GPUS="+tt.spec+")") {
+				t.Errorf("stderr = %q, want a warning that the GPUs are mocked", errb.String())
+			}
+		})
+	}
+	t.Setenv("ADBOT_GPUS", "mock:8xH100")
+	var out, errb bytes.Buffer
+	err := command(context.Background(), []string{"--inventory"}, &out, &errb, Deps{NVML: gputest.Missing()})
+	if err == nil || !strings.Contains(err.Error(), "want mock:<count>x<model>-<memory>GB, e.g. mock:8xH100-80GB") {
+		t.Errorf("bad mock spec: %v, want an error naming the accepted form", err)
+	}
+}
+
+// TestConfigPaths: data dirs and a local remote are made absolute when the
+// runner starts (adbot dev's default is ./.data), URLs are left alone, and
+// a mirror dir that would hold the worktrees is refused.
+func TestConfigPaths(t *testing.T) {
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	type paths struct{ DataDir, RepoDir, Remote string }
+	tests := []struct {
+		name    string
+		in      Config
+		want    paths
+		wantErr string
+	}{
+		{"relative data dir", Config{DataDir: ".data/runner"},
+			paths{cwd + "/.data/runner", cwd + "/.data/runner/trtllm.git", DefaultRemote}, ""},
+		{"relative mirror and remote", Config{DataDir: "/srv/adbot", RepoDir: "mirror.git", Remote: "../trtllm.git"},
+			paths{"/srv/adbot", cwd + "/mirror.git", filepath.Dir(cwd) + "/trtllm.git"}, ""},
+		{"file URL remote", Config{DataDir: "/srv/adbot", Remote: "file:///srv/trtllm.git"},
+			paths{"/srv/adbot", "/srv/adbot/trtllm.git", "file:///srv/trtllm.git"}, ""},
+		{"scp-like remote", Config{DataDir: "/srv/adbot", Remote: "git@github.com:NVIDIA/TensorRT-LLM.git"},
+			paths{"/srv/adbot", "/srv/adbot/trtllm.git", "git@github.com:NVIDIA/TensorRT-LLM.git"}, ""},
+		{"mirror is the data dir", Config{DataDir: ".data", RepoDir: "./.data"}, paths{}, "worktree root inside the mirror"},
+		{"mirror above the data dir", Config{DataDir: "/srv/adbot/data", RepoDir: "/srv/adbot"}, paths{}, "worktree root inside the mirror"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Name = "r"
+			c, err := tt.in.withDefaults()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "ADBOT_REPO_DIR") {
+					t.Fatalf("err = %v, want %q naming ADBOT_REPO_DIR", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(paths{c.DataDir, c.RepoDir, c.Remote}, tt.want); diff != "" {
+				t.Errorf("(-got +want):\n%s", diff)
+			}
+		})
+	}
 }

@@ -25,6 +25,12 @@ const (
 	// DefaultPace spaces the runner's content-creating GitHub requests: about
 	// 80 a minute, GitHub's secondary limit.
 	DefaultPace = 750 * time.Millisecond
+	// DefaultMirrorRetry is how long a runner whose mirror could not be
+	// cloned or fetched at start-up waits before it tries again; the wait
+	// doubles after each failure, up to DefaultMirrorRetryMax.
+	DefaultMirrorRetry = 15 * time.Second
+	// DefaultMirrorRetryMax is the longest wait between two tries.
+	DefaultMirrorRetryMax = 10 * time.Minute
 )
 
 // Config is a runner's configuration, from the environment (ConfigFromEnv)
@@ -37,16 +43,22 @@ type Config struct {
 	// Unused when Deps.Conn is given.
 	NATSURL   string
 	NATSCreds string
-	// DataDir holds worktrees and cycle logs (ADBOT_DATA_DIR, ~/.adbot by default).
+	// DataDir holds worktrees and cycle logs (ADBOT_DATA_DIR, ~/.adbot by
+	// default); made absolute, so that a relative one is taken from the
+	// working directory at start-up.
 	DataDir string
-	// RepoDir is the bare mirror of Remote (ADBOT_REPO_DIR, <DataDir>/trtllm.git by default).
+	// RepoDir is the bare mirror of Remote (ADBOT_REPO_DIR, <DataDir>/trtllm.git
+	// by default; made absolute). The worktrees (<DataDir>/worktrees) must
+	// not lie inside it.
 	RepoDir string
 	// Remote is the TensorRT-LLM repository to mirror and push job branches to
-	// (ADBOT_TRTLLM_REMOTE, DefaultRemote).
+	// (ADBOT_TRTLLM_REMOTE, DefaultRemote): a URL, or the path or file:// URL
+	// of a local bare repository (a relative path is made absolute).
 	Remote string
 	// AgentCmd is the coding agent's program (ADBOT_AGENT_CMD, DefaultAgentCmd).
 	AgentCmd string
-	// GPUs restricts the GPUs used (ADBOT_GPUS: auto, none, or indices "0,2,3").
+	// GPUs restricts the GPUs used (ADBOT_GPUS: auto, none, indices "0,2,3",
+	// or mocked ones, "mock:8xH100-80GB").
 	GPUs gpu.Selection
 	// DiskFloor refuses new work when the data dir's file system has less free
 	// (ADBOT_DISK_FLOOR_GB; 50 GiB by default; 0 in the variable disables it).
@@ -60,6 +72,10 @@ type Config struct {
 	AdmitInterval time.Duration
 	// Pace spaces content-creating GitHub requests (DefaultPace).
 	Pace time.Duration
+	// MirrorRetry is the first wait after the mirror could not be cloned or
+	// fetched at start-up (DefaultMirrorRetry); it doubles up to
+	// MirrorRetryMax (DefaultMirrorRetryMax).
+	MirrorRetry, MirrorRetryMax time.Duration
 }
 
 // ConfigFromEnv reads the runner's configuration from the environment.
@@ -117,11 +133,24 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.DataDir = filepath.Join(home, ".adbot")
 	}
+	var err error
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return c, fmt.Errorf("data dir %s: %w", c.DataDir, err)
+	}
 	if c.RepoDir == "" {
 		c.RepoDir = filepath.Join(c.DataDir, "trtllm.git")
 	}
+	if c.RepoDir, err = filepath.Abs(c.RepoDir); err != nil {
+		return c, fmt.Errorf("mirror dir %s: %w", c.RepoDir, err)
+	}
+	if err := workspace.CheckLayout(c.RepoDir, c.workRoot()); err != nil {
+		return c, fmt.Errorf("runner config: %w", err)
+	}
 	if c.Remote == "" {
 		c.Remote = DefaultRemote
+	}
+	if c.Remote, err = workspace.NormalizeRemote(c.Remote); err != nil {
+		return c, fmt.Errorf("ADBOT_TRTLLM_REMOTE: %w", err)
 	}
 	if c.AgentCmd == "" {
 		c.AgentCmd = DefaultAgentCmd
@@ -141,5 +170,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Pace == 0 {
 		c.Pace = DefaultPace
 	}
+	if c.MirrorRetry <= 0 {
+		c.MirrorRetry = DefaultMirrorRetry
+	}
+	if c.MirrorRetryMax <= 0 {
+		c.MirrorRetryMax = DefaultMirrorRetryMax
+	}
+	c.MirrorRetryMax = max(c.MirrorRetryMax, c.MirrorRetry)
 	return c, nil
 }
+
+// workRoot holds the worktree slots.
+func (c Config) workRoot() string { return filepath.Join(c.DataDir, "worktrees") }

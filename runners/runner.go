@@ -42,6 +42,7 @@ type Deps struct {
 	// The Runner does not close it.
 	Conn *nats.Conn
 	// NVML is the GPU library (nvml.New() when nil; a mock server in tests).
+	// A mock Config.GPUs (ADBOT_GPUS=mock:...) replaces it.
 	NVML nvml.Interface
 	// Workflow is what a cycle does (required).
 	Workflow Workflow
@@ -72,6 +73,7 @@ type Runner struct {
 	free     int
 	noNVML   bool
 	lowDisk  string
+	notReady string // why the mirror is not ready ("" once it is)
 	pace     *pacer
 
 	wake     chan struct{}
@@ -105,7 +107,7 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 		mirror: &workspace.Mirror{
 			Dir:       cfg.RepoDir,
 			Remote:    cfg.Remote,
-			WorkRoot:  filepath.Join(cfg.DataDir, "worktrees"),
+			WorkRoot:  cfg.workRoot(),
 			DiskFloor: cfg.DiskFloor,
 		},
 	}
@@ -150,23 +152,26 @@ func (r *Runner) Run(ctx context.Context) error {
 		return stopped(err)
 	}
 	defer r.host.Close()
-	if err := r.mirror.Ensure(ctx); err != nil {
-		return stopped(fmt.Errorf("prepare mirror: %w", err))
-	}
-	// One checkout ready before the first job, so that it too only switches
-	// branches (see docs/BENCHMARKS.md, "Runner").
-	if err := r.mirror.Prewarm(ctx, 1); err != nil {
-		log.Warn().Err(err).Msg("prewarm a worktree")
-	}
 
-	// The heartbeat lives until every cycle has ended.
+	// The heartbeat lives until every cycle has ended. It starts before the
+	// mirror is ready, so that the runner's presence says why it takes no
+	// work while its clone is retried.
 	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
 	var hb sync.WaitGroup
 	hb.Add(1)
 	go func() { defer hb.Done(); r.heartbeat(hbCtx) }()
 
-	log.Info().Int("gpus", r.capacity).Str("data_dir", r.cfg.DataDir).Msg("runner started")
-	r.admitLoop(ctx, cycleBase)
+	if err := r.prepareMirror(ctx); err != nil {
+		log.Info().Err(err).Msg("stopped while starting")
+	} else {
+		// One checkout ready before the first job, so that it too only
+		// switches branches (see docs/BENCHMARKS.md, "Runner").
+		if err := r.mirror.Prewarm(ctx, 1); err != nil {
+			log.Warn().Err(err).Msg("prewarm a worktree")
+		}
+		log.Info().Int("gpus", r.capacity).Str("data_dir", r.cfg.DataDir).Str("remote", workspace.DisplayRemote(r.cfg.Remote)).Msg("runner started")
+		r.admitLoop(ctx, cycleBase)
+	}
 
 	r.mu.Lock()
 	r.draining = true
@@ -224,6 +229,62 @@ func (r *Runner) connect(ctx context.Context) error {
 	return nil
 }
 
+// prepareMirror clones or fetches the mirror until it succeeds or ctx ends
+// (its error then). A failure is logged with what to set, the runner's
+// presence says it takes no work and why, and the next try comes after
+// Config.MirrorRetry, doubling up to Config.MirrorRetryMax.
+func (r *Runner) prepareMirror(ctx context.Context) error {
+	wait := r.cfg.MirrorRetry
+	for {
+		err := r.mirror.Ensure(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			r.setNotReady("")
+			return nil
+		}
+		err = mirrorError(err, r.cfg)
+		r.setNotReady(err.Error())
+		r.publishPresence(ctx)
+		zerolog.Ctx(ctx).Error().Err(err).Str("retry_in", wait.String()).Msg("TensorRT-LLM mirror not ready: taking no work until it is")
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-r.forceCtx.Done():
+			t.Stop()
+			return r.forceCtx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, r.cfg.MirrorRetryMax)
+	}
+}
+
+// mirrorError says what to set when the mirror cannot be made.
+func mirrorError(err error, cfg Config) error {
+	switch {
+	case errors.Is(err, workspace.ErrClone):
+		return fmt.Errorf("prepare mirror: %w; set ADBOT_TRTLLM_REMOTE to a TensorRT-LLM repository this host can reach (a URL, or the path or file:// URL of a local bare clone), or ADBOT_REPO_DIR to an existing mirror", err)
+	case errors.Is(err, workspace.ErrForeignConfig):
+		return fmt.Errorf("prepare mirror: %w; the mirror at %s was made from another remote than %s or altered since: remove it, or set ADBOT_REPO_DIR to another folder", err, cfg.RepoDir, workspace.DisplayRemote(cfg.Remote))
+	}
+	return fmt.Errorf("prepare mirror %s of %s: %w", cfg.RepoDir, workspace.DisplayRemote(cfg.Remote), err)
+}
+
+// maxReason bounds the reason a presence entry gives (git's messages can be long).
+const maxReason = 500
+
+func (r *Runner) setNotReady(why string) {
+	if n := []rune(why); len(n) > maxReason {
+		why = string(n[:maxReason-1]) + "…"
+	}
+	r.mu.Lock()
+	r.notReady = why
+	r.mu.Unlock()
+}
+
 // bind finds the resources the server made; on a bus nobody has set up yet
 // (a runner started first) it makes them.
 func bind(ctx context.Context, js jetstream.JetStream) (*bus.Resources, error) {
@@ -254,8 +315,11 @@ func (r *Runner) openGPUs(ctx context.Context) error {
 		lib = nvml.New()
 	}
 	h, err := gpu.Open(lib, r.cfg.GPUs)
+	if err == nil && h.Mocked() != "" {
+		gpu.WarnMocked(ctx, h.Mocked())
+	}
 	if errors.Is(err, gpu.ErrNoNVML) {
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("no NVIDIA GPUs on this host: running with none; only cycles needing no GPU could run, and there are none")
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("no NVIDIA GPUs on this host: running with none; only cycles needing no GPU could run, and there are none (ADBOT_GPUS=mock:8xH100-80GB mocks GPUs to watch a cycle)")
 		r.noNVML = true
 		h, err = gpu.Open(lib, gpu.Selection{None: true})
 	}
@@ -409,8 +473,15 @@ func (r *Runner) Presence() bus.Presence {
 		Version:  version.String(),
 		GPUs:     r.capacity,
 		FreeGPUs: r.free,
-		Draining: r.draining || r.lowDisk != "",
 		Seen:     time.Now().UTC(),
+	}
+	switch {
+	case r.draining:
+		p.Draining, p.Reason = true, "stopping"
+	case r.notReady != "":
+		p.Draining, p.Reason = true, r.notReady
+	case r.lowDisk != "":
+		p.Draining, p.Reason = true, r.lowDisk
 	}
 	for k := range r.running {
 		p.Running = append(p.Running, k)

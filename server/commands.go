@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func DevCommand(newWorkflow func() (runners.Workflow, error)) func(ctx context.C
 }
 
 func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.Workflow, error)) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process (its mirror and worktrees under <data dir>/runner).\nWithout GITHUB_APP_ID and a private key, GitHub calls are printed, not sent. Without\nGITHUB_WEBHOOK_SECRET a secret is generated and printed for `adbot send`.\n\nOn a laptop: --demo runs one whole onboarding cycle with mock GPUs, a stand-in agent and\nend-to-end script, and a demo TensorRT-LLM remote. Or by hand: ADBOT_GPUS=mock:8xH100-80GB\nmocks idle GPUs, and ADBOT_TRTLLM_REMOTE set to a local bare repository (a path or file://\nURL) spares the clone from GitHub.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
 	demo := fs.Bool("demo", false, "run the local runner against a demo TensorRT-LLM remote with stand-ins for the agent and the GPUs (see server/demo.go)")
@@ -93,6 +94,11 @@ func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
+	}
+	// The data dir is fixed now, before anything (the runner's git runs in
+	// other folders) could read a relative one from elsewhere.
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	if *demo {
 		if err := setupDemo(ctx, cfg.DataDir, cfg.Server.Port, osEnv, os.Stdout); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -71,6 +72,7 @@ func setupDemo(ctx context.Context, dataDir string, port int, env demoEnv, out i
 		{"ADBOT_TRTLLM_REMOTE", bare},
 		{"ADBOT_DISK_FLOOR_GB", "0"},
 		{"ADBOT_STANDIN_STATE", filepath.Join(dir, "state")},
+		{"ADBOT_PYTHON", pytestPython()},
 	}
 	var lines []string
 	for _, kv := range defaults {
@@ -113,6 +115,19 @@ What to do next:
 
 `, bare, source, agentCmd, strings.Join(lines, "\n"), port, WebhookRoute, payload, bare, dir)
 	return nil
+}
+
+// pytestPython is the first of python3 on PATH and the system's
+// /usr/bin/python3 that runs pytest (a version manager's python3 may lack
+// the distribution's python3-pytest); python3 when neither does, and the
+// cycle's test phase then says what to install.
+func pytestPython() string {
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(py, "-m", "pytest", "--version").Run() == nil {
+			return py
+		}
+	}
+	return "python3"
 }
 
 // demoFixtures is the fixtures root for the demo remote: $ADBOT_FIXTURES,

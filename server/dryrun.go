@@ -185,6 +185,12 @@ func (t *dryRunTransport) answer(method, p string, body []byte) (int, any) {
 		if len(parts) >= 4 && parts[0] == "repos" && (parts[3] == "pulls" || parts[3] == "issues") && len(parts) == 4 {
 			obj["number"] = id
 			obj["html_url"] = "https://github.com/" + parts[1] + "/" + parts[2] + "/" + parts[3] + "/" + strconv.FormatInt(id, 10)
+			// A pull request's head and base are branches, not names.
+			for _, k := range []string{"head", "base"} {
+				if ref, ok := obj[k].(string); ok {
+					obj[k] = map[string]any{"ref": ref}
+				}
+			}
 		}
 		if len(parts) >= 2 && parts[len(parts)-1] == "comments" {
 			obj["html_url"] = "https://github.com" + strings.TrimPrefix(p, "/repos") + "#issuecomment-" + strconv.FormatInt(id, 10)

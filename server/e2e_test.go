@@ -28,6 +28,9 @@ func fakeHub(t *testing.T) *httptest.Server {
 			_, _ = w.Write(api)
 		case strings.HasPrefix(r.URL.Path, "/Qwen/Qwen3-0.6B/resolve/") && strings.HasSuffix(r.URL.Path, "/config.json"):
 			_, _ = w.Write(config)
+		case strings.HasPrefix(r.URL.Path, "/Qwen/Qwen3-0.6B/resolve/"):
+			// The model's other code files: a line standing for each.
+			_, _ = w.Write([]byte("stand-in for " + r.URL.Path + "\n"))
 		default:
 			w.Header().Set("X-Error-Code", "RepoNotFound")
 			http.Error(w, `{"error":"Repository not found"}`, http.StatusUnauthorized)

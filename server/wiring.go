@@ -87,8 +87,11 @@ func feedbackSettle(d *time.Duration) time.Duration {
 }
 
 // localRunner is adbot dev's in-process runner: the runners package on the
-// server's own NATS connection. When it cannot run here (no TensorRT-LLM
-// mirror, no GPUs), it says so and the rest of dev keeps serving.
+// server's own NATS connection, its data under <data dir>/runner. It honours
+// the runner's environment (ADBOT_TRTLLM_REMOTE, ADBOT_REPO_DIR, ADBOT_GPUS,
+// ...); a configuration error (a bad ADBOT_GPUS) stops dev with it. When the
+// runner cannot run here it says so and the rest of dev keeps serving; a
+// mirror it cannot clone yet it tries again (see runners.Runner).
 func localRunner(newWorkflow func() (runners.Workflow, error)) func(ctx context.Context, s *Server) error {
 	return func(ctx context.Context, s *Server) error {
 		log := zerolog.Ctx(ctx).With().Str(LogKeyComponent, "local-runner").Logger()
@@ -96,11 +99,9 @@ func localRunner(newWorkflow func() (runners.Workflow, error)) func(ctx context.
 		if err != nil {
 			return fmt.Errorf("local runner: %w", err)
 		}
-		if cfg.DataDir == "" {
-			cfg.DataDir = filepath.Join(s.cfg.DataDir, "runner")
-		}
-		if cfg.GitHubAPIURL == "" {
-			cfg.GitHubAPIURL = s.cfg.GitHub.V3APIURL
+		cfg = devRunnerConfig(cfg, s.cfg)
+		if cfg.Remote == "" {
+			log.Warn().Msg("ADBOT_TRTLLM_REMOTE unset: the local runner clones TensorRT-LLM from GitHub (gigabytes); point it at a local bare clone to skip that")
 		}
 		// The workflow reads its configuration now, after adbot dev --demo
 		// has set the environment the local runner reads.
@@ -122,4 +123,16 @@ func localRunner(newWorkflow func() (runners.Workflow, error)) func(ctx context.
 		}
 		return nil
 	}
+}
+
+// devRunnerConfig is the local runner's configuration: its data dir is the
+// server's (absolute since DevCommand) plus "runner", so that the mirror
+// and worktrees sit beside the JetStream store, never in it, and GitHub is
+// the server's.
+func devRunnerConfig(cfg runners.Config, sc Config) runners.Config {
+	cfg.DataDir = filepath.Join(sc.DataDir, "runner")
+	if cfg.GitHubAPIURL == "" {
+		cfg.GitHubAPIURL = sc.GitHub.V3APIURL
+	}
+	return cfg
 }

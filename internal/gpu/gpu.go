@@ -8,7 +8,8 @@
 //
 // NVML is loaded dynamically (libnvidia-ml.so.1). On a host without it,
 // Open and Inventory return an error wrapping ErrNoNVML, and the runner goes
-// on with no GPUs.
+// on with no GPUs. ADBOT_GPUS=mock:8xH100-80GB replaces NVML with
+// go-nvml's mock of idle GPUs, to watch the whole runner on a laptop.
 package gpu
 
 import (
@@ -21,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/rs/zerolog"
 )
 
 // FreeMemoryLimit is the most memory a GPU may have in use and still count as
@@ -118,6 +120,9 @@ type Host struct {
 // Open initializes lib (nvml.New() for the real library, a mock server in
 // tests) and returns a Host that reads the devices sel selects. It returns an
 // error wrapping ErrNoNVML when the library or driver is missing.
+//
+// A mock selection (ADBOT_GPUS=mock:...) does not use lib: the Host reads
+// the idle GPUs of go-nvml's mock that sel.Mock describes.
 func Open(lib nvml.Interface, sel Selection) (h *Host, err error) {
 	defer func() {
 		// A broken library must not take the runner down with it.
@@ -128,6 +133,9 @@ func Open(lib nvml.Interface, sel Selection) (h *Host, err error) {
 	if sel.None {
 		return &Host{sel: sel}, nil
 	}
+	if sel.Mock != nil {
+		lib = sel.Mock.NVML()
+	}
 	switch ret := lib.Init(); ret {
 	case nvml.SUCCESS:
 	case nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED:
@@ -136,6 +144,15 @@ func Open(lib nvml.Interface, sel Selection) (h *Host, err error) {
 		return nil, fmt.Errorf("initialize NVML: %v", ret)
 	}
 	return &Host{lib: lib, sel: sel}, nil
+}
+
+// Mocked returns the mock spec ("mock:8xH100-80GB") when the Host's GPUs
+// are mocked, else "".
+func (h *Host) Mocked() string {
+	if h.sel.Mock == nil {
+		return ""
+	}
+	return h.sel.Mock.String()
 }
 
 // Close shuts NVML down. The Host must not be used afterwards.
@@ -230,7 +247,8 @@ func readDevice(lib nvml.Interface, i int) (Device, error) {
 	return d, nil
 }
 
-// Inventory opens the host's real NVML, reads every device ADBOT_GPUS
+// Inventory opens the host's real NVML (or the mock ADBOT_GPUS names, with a
+// warning through the context's logger), reads every device ADBOT_GPUS
 // selects, and shuts NVML down again. Long-running callers should Open a Host
 // once instead.
 func Inventory(ctx context.Context) ([]Device, error) {
@@ -243,5 +261,13 @@ func Inventory(ctx context.Context) ([]Device, error) {
 		return nil, err
 	}
 	defer h.Close()
+	if m := h.Mocked(); m != "" {
+		WarnMocked(ctx, m)
+	}
 	return h.Inventory(ctx)
+}
+
+// WarnMocked logs, at warn level, that the GPUs are mocked by spec.
+func WarnMocked(ctx context.Context, spec string) {
+	zerolog.Ctx(ctx).Warn().Str(EnvGPUs, spec).Msg("GPUs are mocked: inventory and admission run on go-nvml's mock, nothing runs on a GPU")
 }

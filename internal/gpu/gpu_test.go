@@ -188,9 +188,9 @@ func TestParseSelection(t *testing.T) {
 		{in: "none", want: gpu.Selection{None: true}},
 		{in: "0", want: gpu.Selection{List: []int{0}}},
 		{in: "3, 0,2", want: gpu.Selection{List: []int{0, 2, 3}}},
-		{in: "0,,1", wantErr: `ADBOT_GPUS="0,,1": empty entry; want auto, none or GPU indices like 0,2,3`},
-		{in: "gpu0", wantErr: `ADBOT_GPUS="gpu0": "gpu0" is not a GPU index; want auto, none or GPU indices like 0,2,3`},
-		{in: "-1", wantErr: `ADBOT_GPUS="-1": "-1" is not a GPU index; want auto, none or GPU indices like 0,2,3`},
+		{in: "0,,1", wantErr: `ADBOT_GPUS="0,,1": empty entry; want auto, none, GPU indices like 0,2,3, or mock:<count>x<model>-<memory>GB, e.g. mock:8xH100-80GB`},
+		{in: "gpu0", wantErr: `ADBOT_GPUS="gpu0": "gpu0" is not a GPU index; want auto, none, GPU indices like 0,2,3, or mock:<count>x<model>-<memory>GB, e.g. mock:8xH100-80GB`},
+		{in: "-1", wantErr: `ADBOT_GPUS="-1": "-1" is not a GPU index; want auto, none, GPU indices like 0,2,3, or mock:<count>x<model>-<memory>GB, e.g. mock:8xH100-80GB`},
 		{in: "1,1", wantErr: `ADBOT_GPUS="1,1": GPU 1 is listed twice`},
 	}
 	for _, tt := range tests {

@@ -71,7 +71,7 @@ func (c *cycle) summary(ctx context.Context) error {
 		RegistryEntry:  strings.Join(c.st.Registry, "\n"),
 		RegistryAction: "see entry",
 		Configs:        []string{report.ConfigPath(c.st.ConfigName)},
-		ConfigYAML:     c.st.E2E.ConfigYAML,
+		ConfigYAML:     c.st.ConfigName,
 		Cookbook:       strings.Join(c.st.Docs, "\n"),
 		TestFile:       c.st.TestFile, Pytest: c.pytestReport(),
 	}
@@ -125,7 +125,7 @@ func (c *cycle) pullRequest(ctx context.Context) error {
 	in := report.PRInput{
 		ModelID: c.job.ModelID, Architecture: c.job.Architecture,
 		Overview: fmt.Sprintf("Onboards [`%s`](https://huggingface.co/%s) into AutoDeploy. Opened for #%d.", c.job.ModelID, c.job.ModelID, c.job.Issue),
-		Files:    fs, ConfigYAML: c.st.E2E.ConfigYAML, GPUs: c.st.E2E.GPUs, Pairs: c.st.E2E.Pairs, E2EReason: c.st.E2E.Reason,
+		Files:    fs, ConfigYAML: c.st.ConfigName, GPUs: c.st.E2E.GPUs, Pairs: c.st.E2E.Pairs, E2EReason: c.st.E2E.Reason,
 		TestFile: c.st.TestFile, Pytest: c.pytestReport(), Review: c.reviewResult(),
 	}
 	body, extra := report.PRBody(in)

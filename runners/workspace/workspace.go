@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,13 +32,22 @@ const DefaultDiskFloor = 50 << 30
 // ErrLowDisk is wrapped by Add's error when free disk is under the floor.
 var ErrLowDisk = errors.New("free disk below the floor")
 
+// ErrClone is wrapped by Ensure's error when the mirror could not be cloned
+// from its remote (unreachable, not a repository, no permission).
+var ErrClone = errors.New("clone failed")
+
+// ErrLayout is wrapped by the error of a Mirror whose worktree root lies
+// inside the bare repository: git would treat the worktrees as part of it.
+var ErrLayout = errors.New("worktree root inside the mirror")
+
 // Mirror is a bare mirror of one remote and the worktrees made from it.
 type Mirror struct {
-	// Dir holds the bare repository (ADBOT_REPO_DIR).
+	// Dir holds the bare repository (ADBOT_REPO_DIR). Relative paths are
+	// taken from the working directory when the Mirror is first used.
 	Dir string
 	// Remote is the URL or path the mirror fetches from (and pushes go to).
 	Remote string
-	// WorkRoot holds the worktree slots.
+	// WorkRoot holds the worktree slots; it must not lie inside Dir.
 	WorkRoot string
 	// DiskFloor refuses new worktrees when WorkRoot's file system has less
 	// free space (DefaultDiskFloor if zero; negative disables).
@@ -46,6 +56,10 @@ type Mirror struct {
 	GitEnv []string
 
 	mu sync.Mutex // serializes the mirror's own ref updates within a process
+
+	once      sync.Once
+	dir, root string // Dir and WorkRoot made absolute (layout)
+	layoutErr error
 }
 
 // Worktree is one job's checkout.
@@ -62,63 +76,156 @@ type Worktree struct {
 	lock *os.File
 }
 
-// Ensure clones the mirror when it does not exist yet and fetches it.
+// layout returns the mirror's directory and the worktree root as absolute
+// paths. git resolves a relative worktree path against the directory it runs
+// in (the mirror), not against ours: relative paths would put the worktrees
+// inside the mirror. A worktree root inside the mirror is an error wrapping
+// ErrLayout.
+func (m *Mirror) layout() (dir, root string, err error) {
+	m.once.Do(func() { m.dir, m.root, m.layoutErr = resolveLayout(m.Dir, m.WorkRoot) })
+	return m.dir, m.root, m.layoutErr
+}
+
+// CheckLayout returns an error wrapping ErrLayout when the worktree root
+// workRoot lies inside the mirror dir (or is it).
+func CheckLayout(dir, workRoot string) error {
+	_, _, err := resolveLayout(dir, workRoot)
+	return err
+}
+
+func resolveLayout(mirror, workRoot string) (dir, root string, err error) {
+	if mirror == "" || workRoot == "" {
+		return "", "", fmt.Errorf("mirror dir %q, worktree root %q: both must be set", mirror, workRoot)
+	}
+	if dir, err = filepath.Abs(mirror); err != nil {
+		return "", "", fmt.Errorf("mirror dir %s: %w", mirror, err)
+	}
+	if root, err = filepath.Abs(workRoot); err != nil {
+		return "", "", fmt.Errorf("worktree root %s: %w", workRoot, err)
+	}
+	if rel, err := filepath.Rel(dir, root); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return "", "", fmt.Errorf("worktree root %s, mirror %s: %w; put them side by side (ADBOT_DATA_DIR, ADBOT_REPO_DIR)", root, dir, ErrLayout)
+	}
+	return dir, root, nil
+}
+
+// NormalizeRemote returns remote as git records it in a clone: a local path
+// (neither a URL nor scp-like host:path) made absolute, anything else as is.
+func NormalizeRemote(remote string) (string, error) {
+	if remote == "" {
+		return "", errors.New("remote: empty")
+	}
+	if !IsLocalRemote(remote) || filepath.IsAbs(remote) {
+		return remote, nil
+	}
+	abs, err := filepath.Abs(remote)
+	if err != nil {
+		return "", fmt.Errorf("remote %s: %w", remote, err)
+	}
+	return abs, nil
+}
+
+// DisplayRemote is remote fit for a log or an error: a URL's user and
+// password dropped.
+func DisplayRemote(remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil {
+		return remote
+	}
+	u.User = nil
+	return u.String()
+}
+
+// IsLocalRemote reports whether git reads remote as a path on this host
+// rather than a URL ("scheme://...") or an scp-like "host:path". A
+// file:// URL is a URL.
+func IsLocalRemote(remote string) bool {
+	if strings.Contains(remote, "://") {
+		return false
+	}
+	colon := strings.IndexByte(remote, ':')
+	return colon < 0 || strings.Contains(remote[:colon], "/")
+}
+
+// Ensure clones the mirror when it does not exist yet and fetches it. A
+// failed clone is an error wrapping ErrClone.
 func (m *Mirror) Ensure(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := os.Stat(filepath.Join(m.Dir, "HEAD")); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(m.Dir), 0o750); err != nil {
+	dir, _, err := m.layout()
+	if err != nil {
+		return err
+	}
+	remote, err := NormalizeRemote(m.Remote)
+	if err != nil {
+		return fmt.Errorf("mirror %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
 			return fmt.Errorf("make mirror dir: %w", err)
 		}
-		tmp := m.Dir + ".cloning"
+		tmp := dir + ".cloning"
 		_ = os.RemoveAll(tmp)
 		// A clone killed with its context, or one that cannot be moved into
 		// place, is not left behind (it can be gigabytes).
 		defer os.RemoveAll(tmp)
-		if _, err := git(ctx, "", m.GitEnv, "clone", "--bare", "--quiet", m.Remote, tmp); err != nil {
-			return fmt.Errorf("clone mirror of %s: %w", m.Remote, err)
+		if _, err := git(ctx, "", m.GitEnv, "clone", "--bare", "--quiet", remote, tmp); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("clone mirror of %s: %w", DisplayRemote(remote), err)
+			}
+			return fmt.Errorf("clone mirror of %s into %s: %w: %w", DisplayRemote(remote), dir, ErrClone, err)
 		}
 		if _, err := git(ctx, tmp, nil, "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"); err != nil {
 			return fmt.Errorf("configure mirror: %w", err)
 		}
-		if err := os.Rename(tmp, m.Dir); err != nil {
+		if err := os.Rename(tmp, dir); err != nil {
 			return fmt.Errorf("move mirror into place: %w", err)
 		}
 	} else if err != nil {
-		return fmt.Errorf("stat mirror %s: %w", m.Dir, err)
+		return fmt.Errorf("stat mirror %s: %w", dir, err)
 	}
 	return m.fetchLocked(ctx)
 }
 
 // Fetch brings the mirror up to date with the remote.
 func (m *Mirror) Fetch(ctx context.Context) error {
+	if _, _, err := m.layout(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.fetchLocked(ctx)
 }
 
 func (m *Mirror) fetchLocked(ctx context.Context) error {
-	unlock, err := flock(ctx, filepath.Join(m.Dir, "adbot.lock"))
+	unlock, err := flock(ctx, filepath.Join(m.dir, "adbot.lock"))
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	// Every job starts from what this fetch brings: a redirect of origin
 	// left in the mirror by one job's processes must not feed the next ones.
-	if err := CheckConfig(ctx, m.Dir, m.GitEnv, m.Remote); err != nil {
+	remote, err := NormalizeRemote(m.Remote)
+	if err != nil {
+		return fmt.Errorf("fetch mirror %s: %w", m.dir, err)
+	}
+	if err := CheckConfig(ctx, m.dir, m.GitEnv, remote); err != nil {
 		return fmt.Errorf("fetch mirror: %w", err)
 	}
-	if _, err := git(ctx, m.Dir, m.GitEnv, "fetch", "--quiet", "--prune", "origin"); err != nil {
-		return fmt.Errorf("fetch mirror %s: %w", m.Dir, err)
+	if _, err := git(ctx, m.dir, m.GitEnv, "fetch", "--quiet", "--prune", "origin"); err != nil {
+		return fmt.Errorf("fetch mirror %s: %w", m.dir, err)
 	}
 	return nil
 }
 
 // DefaultBranch is the remote's default branch, as the clone recorded it.
 func (m *Mirror) DefaultBranch(ctx context.Context) (string, error) {
-	out, err := git(ctx, m.Dir, nil, "symbolic-ref", "--short", "HEAD")
+	if _, _, err := m.layout(); err != nil {
+		return "", err
+	}
+	out, err := git(ctx, m.dir, nil, "symbolic-ref", "--short", "HEAD")
 	if err != nil {
-		return "", fmt.Errorf("read default branch of %s: %w", m.Dir, err)
+		return "", fmt.Errorf("read default branch of %s: %w", m.dir, err)
 	}
 	return strings.TrimSpace(out), nil
 }
@@ -133,16 +240,20 @@ func (m *Mirror) CheckDisk() error {
 	if floor < 0 {
 		return nil
 	}
-	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+	_, root, err := m.layout()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root, 0o750); err != nil {
 		return fmt.Errorf("make worktree root: %w", err)
 	}
-	free, err := FreeBytes(m.WorkRoot)
+	free, err := FreeBytes(root)
 	if err != nil {
 		return err
 	}
 	if free < uint64(floor) {
 		return fmt.Errorf("refusing new work: %.1f GiB free under %s, floor is %.1f GiB: %w",
-			float64(free)/(1<<30), m.WorkRoot, float64(floor)/(1<<30), ErrLowDisk)
+			float64(free)/(1<<30), root, float64(floor)/(1<<30), ErrLowDisk)
 	}
 	return nil
 }
@@ -160,15 +271,19 @@ func FreeBytes(path string) (uint64, error) {
 // that name when there is one (a resumed or updated job), else from the
 // default branch. Fetch first for a current start.
 func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
+	_, root, err := m.layout()
+	if err != nil {
+		return nil, err
+	}
 	if err := m.CheckDisk(); err != nil {
 		return nil, err
 	}
-	if _, err := git(ctx, m.Dir, nil, "check-ref-format", "--branch", branch); err != nil {
+	if _, err := git(ctx, m.dir, nil, "check-ref-format", "--branch", branch); err != nil {
 		return nil, fmt.Errorf("branch name %q: %w", branch, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	unlock, err := flock(ctx, filepath.Join(m.Dir, "adbot.lock"))
+	unlock, err := flock(ctx, filepath.Join(m.dir, "adbot.lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +291,7 @@ func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
 
 	w := &Worktree{Branch: branch, m: m}
 	start := "refs/remotes/origin/" + branch
-	if _, err := git(ctx, m.Dir, nil, "rev-parse", "--verify", "--quiet", start+"^{commit}"); err == nil {
+	if _, err := git(ctx, m.dir, nil, "rev-parse", "--verify", "--quiet", start+"^{commit}"); err == nil {
 		w.Resumed = true
 	} else {
 		def, err := m.DefaultBranch(ctx)
@@ -185,13 +300,13 @@ func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
 		}
 		start = "refs/remotes/origin/" + def
 	}
-	base, err := git(ctx, m.Dir, nil, "rev-parse", "--verify", start+"^{commit}")
+	base, err := git(ctx, m.dir, nil, "rev-parse", "--verify", start+"^{commit}")
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s in mirror: %w", start, err)
 	}
 	w.Base = strings.TrimSpace(base)
 
-	slot, lock, err := m.takeSlot()
+	slot, lock, err := takeSlot(root)
 	if err != nil {
 		return nil, err
 	}
@@ -211,10 +326,10 @@ func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
 		return w, nil
 	}
 	_ = os.RemoveAll(slot)
-	if _, err := git(ctx, m.Dir, nil, "worktree", "prune"); err != nil {
+	if _, err := git(ctx, m.dir, nil, "worktree", "prune"); err != nil {
 		return fail(fmt.Errorf("prune worktrees: %w", err))
 	}
-	if _, err := git(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--force", "--no-track", "-B", branch, slot, w.Base); err != nil {
+	if _, err := git(ctx, m.dir, nil, "worktree", "add", "--quiet", "--force", "--no-track", "-B", branch, slot, w.Base); err != nil {
 		return fail(fmt.Errorf("add worktree %s for %s: %w", slot, branch, err))
 	}
 	return w, nil
@@ -224,10 +339,14 @@ func (m *Mirror) Add(ctx context.Context, branch string) (*Worktree, error) {
 // the default branch), so that the first jobs on a host also recycle a slot
 // instead of checking out the whole tree. It skips slots in use.
 func (m *Mirror) Prewarm(ctx context.Context, n int) error {
+	_, root, err := m.layout()
+	if err != nil {
+		return err
+	}
 	if err := m.CheckDisk(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+	if err := os.MkdirAll(root, 0o750); err != nil {
 		return fmt.Errorf("make worktree root: %w", err)
 	}
 	def, err := m.DefaultBranch(ctx)
@@ -235,7 +354,7 @@ func (m *Mirror) Prewarm(ctx context.Context, n int) error {
 		return err
 	}
 	for i := range n {
-		dir := filepath.Join(m.WorkRoot, "wt-"+strconv.Itoa(i))
+		dir := filepath.Join(root, "wt-"+strconv.Itoa(i))
 		if isWorktree(dir) {
 			continue
 		}
@@ -249,8 +368,8 @@ func (m *Mirror) Prewarm(ctx context.Context, n int) error {
 		}
 		m.mu.Lock()
 		_ = os.RemoveAll(dir)
-		_, _ = git(ctx, m.Dir, nil, "worktree", "prune")
-		_, err = git(ctx, m.Dir, nil, "worktree", "add", "--quiet", "--force", "--detach", dir, "refs/remotes/origin/"+def)
+		_, _ = git(ctx, m.dir, nil, "worktree", "prune")
+		_, err = git(ctx, m.dir, nil, "worktree", "add", "--quiet", "--force", "--detach", dir, "refs/remotes/origin/"+def)
 		m.mu.Unlock()
 		f.Close()
 		if err != nil {
@@ -260,16 +379,16 @@ func (m *Mirror) Prewarm(ctx context.Context, n int) error {
 	return nil
 }
 
-// takeSlot locks the first free slot directory under WorkRoot, preferring one
-// that already holds a worktree.
-func (m *Mirror) takeSlot() (string, *os.File, error) {
-	if err := os.MkdirAll(m.WorkRoot, 0o750); err != nil {
+// takeSlot locks the first free slot directory under root (absolute),
+// preferring one that already holds a worktree.
+func takeSlot(root string) (string, *os.File, error) {
+	if err := os.MkdirAll(root, 0o750); err != nil {
 		return "", nil, fmt.Errorf("make worktree root: %w", err)
 	}
 	var fallback string
 	var fallbackLock *os.File
 	for i := 0; i < 1024; i++ {
-		dir := filepath.Join(m.WorkRoot, "wt-"+strconv.Itoa(i))
+		dir := filepath.Join(root, "wt-"+strconv.Itoa(i))
 		f, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o640)
 		if err != nil {
 			return "", nil, fmt.Errorf("open slot lock: %w", err)
@@ -320,7 +439,7 @@ func (w *Worktree) Release(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("clean %s: %w", w.Dir, err))
 	}
 	w.m.mu.Lock()
-	_, err := git(ctx, w.m.Dir, nil, "branch", "--quiet", "-D", w.Branch)
+	_, err := git(ctx, w.m.dir, nil, "branch", "--quiet", "-D", w.Branch)
 	w.m.mu.Unlock()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("delete branch %s: %w", w.Branch, err))
@@ -340,11 +459,11 @@ func (w *Worktree) Remove(ctx context.Context) error {
 	defer func() { w.lock.Close(); w.lock = nil }()
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
-	if _, err := git(ctx, w.m.Dir, nil, "worktree", "remove", "--force", w.Dir); err != nil {
+	if _, err := git(ctx, w.m.dir, nil, "worktree", "remove", "--force", w.Dir); err != nil {
 		_ = os.RemoveAll(w.Dir)
 		return fmt.Errorf("remove worktree %s: %w", w.Dir, err)
 	}
-	_, _ = git(ctx, w.m.Dir, nil, "branch", "--quiet", "-D", w.Branch)
+	_, _ = git(ctx, w.m.dir, nil, "branch", "--quiet", "-D", w.Branch)
 	return nil
 }
 
