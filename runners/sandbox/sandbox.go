@@ -285,7 +285,9 @@ func (p *Policy) Command(bwrap string, args []string, dir string) ([]string, err
 		a = append(a, "--bind", p.EgressSocket, insideSocket, "--ro-bind", fwd, insideForwarder)
 		prefix = []string{insideForwarder, forwardArg, ProxyAddr, insideSocket, "--"}
 	}
-	a = append(a, "--remount-ro", "/", "--chdir", dir, "--")
+	// / and /tmp stay read-only: a write outside the bound folders fails
+	// rather than landing in a throwaway tmpfs. TMPDIR is in the scratch dir.
+	a = append(a, "--remount-ro", "/tmp", "--remount-ro", "/", "--chdir", dir, "--")
 	a = append(a, prefix...)
 	return append(a, args...), nil
 }
