@@ -84,9 +84,14 @@ var DefaultSystem = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"
 // path would show them.
 var DefaultHidden = []string{"/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d"}
 
-// GitHubTokenEnv are variables that never enter a sandbox, whatever a policy
-// says: the runner pushes, not the processes it confines.
-var GitHubTokenEnv = []string{"GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "ADBOT_GIT_TOKEN", "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET"}
+// NeverEnv are variables that never enter a sandbox, whatever a policy
+// says: GitHub tokens (the runner pushes, not the processes it confines), the
+// App's credentials and the runner's NATS connection.
+var NeverEnv = []string{
+	"GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "ADBOT_GIT_TOKEN",
+	"GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE", "GITHUB_WEBHOOK_SECRET",
+	"NATS_URL", "NATS_CREDS", "ADBOT_NATS_TOKEN",
+}
 
 // DefaultAPIKeyEnv is the variable holding the agent's model API key.
 const DefaultAPIKeyEnv = "ANTHROPIC_API_KEY"
@@ -130,7 +135,7 @@ type Policy struct {
 	// only); empty leaves the agent without any network.
 	EgressSocket string
 	// KeepSecrets names secret variables that stay in the environment (the
-	// agent's API key). GitHubTokenEnv are removed regardless.
+	// agent's API key). NeverEnv are removed regardless.
 	KeepSecrets []string
 	// Env are KEY=VALUE pairs set inside, after the runner's own.
 	Env []string
@@ -349,12 +354,12 @@ func (p *Policy) Environ(env []string) []string {
 }
 
 // StripSecrets returns env without secret variables (SecretName) other than
-// those p keeps, and never with a GitHub token. ModeOff applies it too.
+// those p keeps, and never with one of NeverEnv. ModeOff applies it too.
 func (p *Policy) StripSecrets(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		k := envName(kv)
-		if slices.Contains(GitHubTokenEnv, k) {
+		if slices.Contains(NeverEnv, k) {
 			continue
 		}
 		if SecretName.MatchString(k) && !slices.Contains(p.KeepSecrets, k) {
