@@ -82,7 +82,9 @@ var DefaultSystem = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"
 
 // DefaultHidden are host files masked in every sandbox although a system
 // path would show them.
-var DefaultHidden = []string{"/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d"}
+// /etc/adbot is where deploy/adbot-runner.service keeps the runner's
+// environment file and NATS credentials.
+var DefaultHidden = []string{"/etc/adbot", "/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d"}
 
 // NeverEnv are variables that never enter a sandbox, whatever a policy
 // says: GitHub tokens (the runner pushes, not the processes it confines), the
@@ -218,7 +220,7 @@ func (p *Policy) Command(bwrap string, args []string, dir string) ([]string, err
 
 	a := []string{bwrap,
 		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
-		"--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "adbot-sandbox",
+		"--cap-drop", "ALL", "--die-with-parent", "--new-session",
 	}
 	visible := slices.Clone(bound)
 	for _, s := range system {
