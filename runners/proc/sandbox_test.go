@@ -6,8 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -122,4 +126,77 @@ func TestRunSandboxUnavailable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunSandboxedCancel: cancelling a sandboxed command kills all it
+// started, a process that left for a session of its own included.
+func TestRunSandboxedCancel(t *testing.T) {
+	if err := sandbox.Probe(context.Background(), "bwrap"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must build sandboxes: %v", err)
+		}
+		t.Skipf("no sandbox on this machine (CI unset): %v", err)
+	}
+	spec, _ := job(t)
+	r, _ := newRunner(t)
+	ready := make(chan struct{})
+	var once sync.Once
+	r.Sink = func(c proc.Chunk) {
+		if bytes.Contains(c.Data, []byte("ready")) {
+			once.Do(func() { close(ready) })
+		}
+	}
+	// A sleep of an odd length marks the processes to look for afterwards.
+	marker := "3" + strconv.Itoa(int(time.Now().UnixNano()%1e6)) + ".5"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, proc.Cmd{Name: "e2e", Sandbox: sandbox.E2E(spec),
+			Args: []string{"sh", "-c", "setsid sleep " + marker + " & sleep " + marker + " & echo ready; wait"}})
+		done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("ended before it was ready: %v", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want it to wrap context.Canceled", err)
+	}
+	deadline := time.Now().Add(10 * time.Second) // the kernel tears the namespace down
+	for {
+		left := sleepers(t, marker)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range left {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("processes %v outlived their cancelled sandbox", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sleepers(t *testing.T, marker string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Equal(b, []byte("sleep\x00"+marker+"\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,6 +208,13 @@ func TestFiles(t *testing.T) {
 		{"agent", sandbox.Agent(h.spec(t), "", "")},
 		{"test", sandbox.Test(h.spec(t))},
 		{"e2e", sandbox.E2E(h.spec(t))},
+		// The whole host folder shown read-only, as a system path: the
+		// hidden paths are masked, the data dir emptied around the worktree.
+		{"under a system folder", func() *sandbox.Policy {
+			p := sandbox.Test(h.spec(t))
+			p.System = append(slices.Clone(sandbox.DefaultSystem), h.root)
+			return p
+		}()},
 	} {
 		t.Run(class.name, func(t *testing.T) {
 			got := run(t, h, class.p, append(ops, "list="+filepath.Join(h.data, "worktrees"))...)
