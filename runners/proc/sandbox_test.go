@@ -152,8 +152,11 @@ func TestRunSandboxedCancel(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Run(ctx, proc.Cmd{Name: "e2e", Sandbox: sandbox.E2E(spec),
-			Args: []string{"sh", "-c", "setsid sleep " + marker + " & sleep " + marker + " & echo ready; wait"}})
+		// "ready" only once the escaped sleeper is running.
+		script := "setsid sh -c 'echo $$ > escaped.pid; exec sleep " + marker + "' & sleep " + marker +
+			" & while ! test -s escaped.pid; do sleep 0.05; done; echo ready; wait"
+		_, err := r.Run(ctx, proc.Cmd{Name: "e2e", Sandbox: sandbox.E2E(spec), Dir: spec.Worktree,
+			Args: []string{"sh", "-c", script}})
 		done <- err
 	}()
 	select {
