@@ -103,6 +103,11 @@ const DefaultAPIKeyEnv = "ANTHROPIC_API_KEY"
 // environment unless the policy keeps them.
 var SecretName = regexp.MustCompile(`(?i)token|secret|password|passwd|credential|private|api_?key|access_?key|(^|_)key$|(^|_)pat$`)
 
+// roSecretFiles are files masked at the top of every read-only folder:
+// HuggingFace keeps its login token in HF_HOME/token and HF_HOME/stored_tokens,
+// beside the hub cache. (Bind HF_HUB_CACHE rather than HF_HOME where you can.)
+var roSecretFiles = []string{"token", "stored_tokens", ".netrc", ".git-credentials"}
+
 // gpuExtraNodes are the device nodes CUDA needs besides the GPUs' own.
 var gpuExtraNodes = []string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}
 
@@ -260,6 +265,13 @@ func (p *Policy) Command(bwrap string, args []string, dir string) ([]string, err
 	for _, w := range writable {
 		a = append(a, "--bind", w, w)
 	}
+	for _, r := range p.ReadOnly {
+		for _, f := range roSecretFiles {
+			if f := filepath.Join(r, f); exists(f) {
+				later = append(later, f)
+			}
+		}
+	}
 	for _, h := range later {
 		fi, err := os.Stat(h)
 		switch {
@@ -374,6 +386,9 @@ func (p *Policy) StripSecrets(env []string) []string {
 
 // Prepare makes the folders the sandbox expects in the scratch dir (TMPDIR).
 func (p *Policy) Prepare() error {
+	if err := isDir(filepath.Dir(p.Scratch)); err != nil {
+		return fmt.Errorf("sandbox %s: scratch dir's parent: %w", p.Class, err)
+	}
 	if err := os.MkdirAll(filepath.Join(p.Scratch, "tmp"), 0o700); err != nil {
 		return fmt.Errorf("sandbox %s: scratch: %w", p.Class, err)
 	}

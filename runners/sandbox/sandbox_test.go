@@ -86,8 +86,9 @@ func newHost(t *testing.T) *host {
 		filepath.Join(h.other, "secret.txt"):        "another job\n",
 		filepath.Join(h.data, "runner.json"):        "runner state\n",
 		filepath.Join(h.ro, "model", "config.json"): "{}\n",
-		h.creds:  "-----BEGIN NATS USER JWT-----\n",
-		h.appKey: "-----BEGIN RSA PRIVATE KEY-----\n",
+		h.creds:                      "-----BEGIN NATS USER JWT-----\n",
+		h.appKey:                     "-----BEGIN RSA PRIVATE KEY-----\n",
+		filepath.Join(h.ro, "token"): secret(t, "hf_") + "\n",
 	}
 	for _, n := range []string{"nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl", "nvidia-uvm"} {
 		files[filepath.Join(h.dev, n)] = ""
@@ -196,6 +197,7 @@ func TestFiles(t *testing.T) {
 		"read=" + filepath.Join(h.other, "secret.txt"): false,
 		"read=" + h.creds:                              false,
 		"read=" + h.appKey:                             false,
+		"read=" + filepath.Join(h.ro, "token"):         false,
 	}
 	var ops []string
 	for k := range want {
