@@ -247,7 +247,7 @@ func (p *Policy) Command(bwrap string, args []string, dir string) ([]string, err
 	a = append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", insideDir)
 	// A hidden folder that holds a bound one (the data dir around the
 	// worktree) is emptied first, so that only the bound one shows in it.
-	var later []string
+	var later, emptied []string
 	for _, h := range hidden {
 		if !visibleIn(h, visible) {
 			continue // nothing shows it
@@ -258,12 +258,16 @@ func (p *Policy) Command(bwrap string, args []string, dir string) ([]string, err
 			continue
 		}
 		a = append(a, "--tmpfs", h)
+		emptied = append(emptied, h)
 	}
 	for _, r := range p.ReadOnly {
 		a = append(a, "--ro-bind-try", r, r)
 	}
 	for _, w := range writable {
 		a = append(a, "--bind", w, w)
+	}
+	for _, h := range emptied { // read-only once the binds inside are made
+		a = append(a, "--remount-ro", h)
 	}
 	for _, r := range p.ReadOnly {
 		for _, f := range roSecretFiles {

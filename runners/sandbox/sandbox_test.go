@@ -191,6 +191,7 @@ func TestFiles(t *testing.T) {
 		"read=" + filepath.Join(h.ro, "model", "config.json"):   true,
 		"write=" + filepath.Join(h.ro, "model", "config.json"):  false,
 		"write=" + h.outside:                           false,
+		"write=" + filepath.Join(h.data, "new.txt"):    false,
 		"write=/etc/adbot-was-here":                    false,
 		"write=/usr/adbot-was-here":                    false,
 		"read=" + filepath.Join(h.data, "runner.json"): false,
