@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nvidia/adbot/internal/gpu"
+	"github.com/nvidia/adbot/runners/sandbox"
 	"github.com/nvidia/adbot/runners/workspace"
 )
 
@@ -76,6 +78,19 @@ type Config struct {
 	// fetched at start-up (DefaultMirrorRetry); it doubles up to
 	// MirrorRetryMax (DefaultMirrorRetryMax).
 	MirrorRetry, MirrorRetryMax time.Duration
+	// Sandbox confines the agent, pytest and the end-to-end run (ADBOT_SANDBOX:
+	// bwrap, the default, or off, for development only).
+	Sandbox sandbox.Mode
+	// AgentEgress are the hosts the agent reaches through its egress proxy:
+	// sandbox.DefaultEgress plus ADBOT_AGENT_EGRESS (comma-separated host,
+	// host:port or *.domain; port 443 when none is given).
+	AgentEgress []sandbox.Rule
+	// AgentAllowedTools and AgentDisallowedTools are the agent's
+	// --allowedTools and --disallowedTools (ADBOT_AGENT_ALLOWED_TOOLS,
+	// ADBOT_AGENT_DISALLOWED_TOOLS, comma-separated; unset or empty:
+	// sandbox.DefaultAllowedTools and sandbox.DefaultDisallowedTools).
+	AgentAllowedTools    []string
+	AgentDisallowedTools []string
 }
 
 // ConfigFromEnv reads the runner's configuration from the environment.
@@ -110,6 +125,18 @@ func ConfigFromEnv() (Config, error) {
 				c.PassEnv = append(c.PassEnv, k)
 			}
 		}
+	}
+	if c.Sandbox, err = sandbox.ParseMode(os.Getenv("ADBOT_SANDBOX")); err != nil {
+		return Config{}, fmt.Errorf("ADBOT_SANDBOX: %w", err)
+	}
+	if c.AgentEgress, err = sandbox.ParseRules(append(slices.Clone(sandbox.DefaultEgress), os.Getenv("ADBOT_AGENT_EGRESS"))...); err != nil {
+		return Config{}, fmt.Errorf("ADBOT_AGENT_EGRESS: %w", err)
+	}
+	if c.AgentAllowedTools, err = sandbox.ParseToolList(os.Getenv("ADBOT_AGENT_ALLOWED_TOOLS")); err != nil {
+		return Config{}, fmt.Errorf("ADBOT_AGENT_ALLOWED_TOOLS: %w", err)
+	}
+	if c.AgentDisallowedTools, err = sandbox.ParseToolList(os.Getenv("ADBOT_AGENT_DISALLOWED_TOOLS")); err != nil {
+		return Config{}, fmt.Errorf("ADBOT_AGENT_DISALLOWED_TOOLS: %w", err)
 	}
 	return c, nil
 }
@@ -177,6 +204,22 @@ func (c Config) withDefaults() (Config, error) {
 		c.MirrorRetryMax = DefaultMirrorRetryMax
 	}
 	c.MirrorRetryMax = max(c.MirrorRetryMax, c.MirrorRetry)
+	if c.Sandbox == "" {
+		c.Sandbox = sandbox.ModeBwrap
+	}
+	if c.AgentEgress == nil {
+		rules, err := sandbox.ParseRules(sandbox.DefaultEgress...)
+		if err != nil {
+			return c, fmt.Errorf("default egress: %w", err)
+		}
+		c.AgentEgress = rules
+	}
+	if len(c.AgentAllowedTools) == 0 {
+		c.AgentAllowedTools = slices.Clone(sandbox.DefaultAllowedTools)
+	}
+	if len(c.AgentDisallowedTools) == 0 {
+		c.AgentDisallowedTools = slices.Clone(sandbox.DefaultDisallowedTools)
+	}
 	return c, nil
 }
 

@@ -18,6 +18,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/runners/sandbox"
 )
 
 // Defaults for Runner and Cmd.
@@ -51,6 +55,9 @@ type Cmd struct {
 	Timeout time.Duration
 	// Stdin, if set, is the process's standard input.
 	Stdin io.Reader
+	// Sandbox, if set, confines the process (sandbox.Agent, Test, E2E):
+	// Runner.Sandbox says how. Nil runs it as the runner's own child.
+	Sandbox *sandbox.Policy
 }
 
 // Result is how a process ended.
@@ -84,9 +91,18 @@ type Runner struct {
 	PassEnv []string
 	// Grace is the time between SIGTERM and SIGKILL (DefaultGrace if zero).
 	Grace time.Duration
+	// Sandbox is how commands with a Cmd.Sandbox policy run: sandbox.ModeBwrap
+	// (also when empty) or sandbox.ModeOff, for development only, which runs
+	// them unconfined with a warning each time.
+	Sandbox sandbox.Mode
+	// Bwrap is the bubblewrap program ("bwrap", looked up in PATH, if empty).
+	Bwrap string
 
 	mu sync.Mutex
 	n  int
+	// probed and probeErr keep the first sandbox check's answer.
+	probed   bool
+	probeErr error
 }
 
 // ErrTimeout is wrapped by the error Run returns when the time limit killed the process.
@@ -135,9 +151,13 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, c.Args[0], c.Args[1:]...)
+	argv, env, err := r.confine(ctx, name, c)
+	if err != nil {
+		return res, err
+	}
+	cmd := exec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = r.env(c.Env)
+	cmd.Env = env
 	cmd.Stdin = c.Stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
@@ -289,6 +309,48 @@ func (r *Runner) pump(src io.Reader, dst io.Writer, emit func([]byte)) error {
 			return errors.Join(werr, err)
 		}
 	}
+}
+
+// confine returns the argument vector and environment that run c: as given,
+// or inside its sandbox. A sandbox that cannot be built is an error naming
+// what is missing; the process does not start.
+func (r *Runner) confine(ctx context.Context, name string, c Cmd) ([]string, []string, error) {
+	env := r.env(c.Env)
+	p := c.Sandbox
+	if p == nil {
+		return c.Args, env, nil
+	}
+	switch r.Sandbox {
+	case sandbox.ModeOff:
+		zerolog.Ctx(ctx).Warn().Str("step", name).Str("class", string(p.Class)).
+			Msg("ADBOT_SANDBOX=off: running UNCONFINED, with the runner's files and network in reach; for development only")
+		return c.Args, p.StripSecrets(env), nil
+	case "", sandbox.ModeBwrap:
+	default:
+		return nil, nil, fmt.Errorf("run %s: sandbox mode %q: want bwrap or off", name, r.Sandbox)
+	}
+	bwrap := r.Bwrap
+	if bwrap == "" {
+		bwrap = "bwrap"
+	}
+	r.mu.Lock()
+	if !r.probed {
+		r.probeErr = sandbox.Probe(ctx, bwrap)
+		r.probed = r.probeErr == nil || ctx.Err() == nil
+	}
+	perr := r.probeErr
+	r.mu.Unlock()
+	if perr != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", name, perr)
+	}
+	if err := p.Prepare(); err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	argv, err := p.Command(bwrap, c.Args, c.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	return argv, p.Environ(env), nil
 }
 
 func (r *Runner) env(extra []string) []string {
