@@ -40,6 +40,11 @@ func onboardingWorkflow() (runners.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
+	rc, err := runners.ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	o.AllowedTools, o.DisallowedTools = rc.AgentTools()
 	return runners.Onboarding(workflow.New(o)), nil
 }
 

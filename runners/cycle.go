@@ -24,6 +24,7 @@ import (
 	"github.com/nvidia/adbot/internal/gpu"
 	"github.com/nvidia/adbot/onboarding/workflow"
 	"github.com/nvidia/adbot/runners/proc"
+	"github.com/nvidia/adbot/runners/sandbox"
 	"github.com/nvidia/adbot/runners/workspace"
 )
 
@@ -121,6 +122,12 @@ type Cycle struct {
 	upstream string
 	devices  []gpu.Device
 	scratch  string
+	// box is what the cycle's sandboxes see, proxy the agent's egress proxy
+	// (nil with ADBOT_SANDBOX=off) and agentHome the agent's configuration
+	// and sessions for the job (CLAUDE_CONFIG_DIR), kept across cycles.
+	box       sandbox.Spec
+	proxy     *sandbox.Proxy
+	agentHome string
 
 	mu    sync.Mutex
 	job   bus.Job
@@ -573,9 +580,21 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		return
 	}
 	defer os.RemoveAll(cy.scratch)
+	if err := r.confine(wctx, cy); err != nil {
+		log.Error().Err(err).Msg("cycle cannot be confined: failed")
+		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, clipNote(err.Error())); ferr != nil {
+			log.Warn().Err(ferr).Msg("record the failed cycle")
+		}
+		releaseLease()
+		_ = msg.Ack()
+		return
+	}
+	if cy.proxy != nil {
+		defer cy.proxy.Close()
+	}
 	cy.redact = proc.NewRedactor(append(r.passedSecrets(), lease.proof)...)
 	cy.tokens = &tokenSource{nc: r.nc, job: key, runner: cy.Runner, proof: lease.proof, redact: cy.redact}
-	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number)}
+	cy.exec = &proc.Runner{LogDir: r.logDir(c), Redactor: cy.redact, PassEnv: r.cfg.PassEnv, Sink: r.logSink(key, c.Number), Sandbox: r.cfg.Sandbox}
 	cy.Reporter = newReporter(cy, r.deps.HTTP, r.cfg.GitHubAPIURL, r.pacer())
 	log.Info().Str("dir", wt.Dir).Str("branch", wt.Branch).Bool("resumed", wt.Resumed).Str("phase", jp.Phase).Msg("cycle started")
 

@@ -109,7 +109,13 @@ func (h cycleHost) Exec(ctx context.Context, cmd workflow.Cmd) (workflow.Result,
 	if dir != "" && !filepath.IsAbs(dir) {
 		dir = filepath.Join(h.c.Worktree.Dir, dir)
 	}
-	res, err := h.c.Exec(ctx, proc.Cmd{Name: cmd.Name, Args: cmd.Args, Dir: dir, Env: cmd.Env, Timeout: cmd.Timeout})
+	env := cmd.Env
+	if cmd.Class == workflow.ClassAgent && h.c.agentHome != "" {
+		// The agent keeps its sessions per job on this host, so that a
+		// later cycle here can resume them.
+		env = append(append([]string(nil), env...), "CLAUDE_CONFIG_DIR="+h.c.agentHome)
+	}
+	res, err := h.c.Exec(ctx, proc.Cmd{Name: cmd.Name, Args: cmd.Args, Dir: dir, Env: env, Timeout: cmd.Timeout, Sandbox: h.c.policy(cmd.Class, firstArg(cmd.Args))})
 	return workflow.Result{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Duration: res.Duration, Stdout: res.Stdout, Stderr: res.Stderr}, err
 }
 
@@ -261,4 +267,11 @@ func (r *Reporter) React(ctx context.Context, source string, id int64, content s
 		return fmt.Errorf("react %s to %s %d: %w", content, source, id, err)
 	}
 	return nil
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }

@@ -71,7 +71,6 @@ func setupDemo(ctx context.Context, dataDir string, port int, env demoEnv, out i
 		{"ADBOT_AGENT_CMD", agentCmd},
 		{"ADBOT_TRTLLM_REMOTE", bare},
 		{"ADBOT_DISK_FLOOR_GB", "0"},
-		{"ADBOT_STANDIN_STATE", filepath.Join(dir, "state")},
 		{"ADBOT_PYTHON", pytestPython()},
 	}
 	var lines []string

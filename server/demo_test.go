@@ -38,7 +38,7 @@ func TestSetupDemo(t *testing.T) {
 			env:  map[string]string{"ADBOT_FIXTURES": ""},
 			want: map[string]string{
 				"ADBOT_GPUS": DemoGPUs, "ADBOT_AGENT_CMD": "<demo>/claude", "ADBOT_TRTLLM_REMOTE": "<demo>/trtllm.git",
-				"ADBOT_DISK_FLOOR_GB": "0", "ADBOT_STANDIN_STATE": "<demo>/state",
+				"ADBOT_DISK_FLOOR_GB": "0",
 				"ADBOT_PASS_ENV": "ADBOT_STANDIN_STATE,ADBOT_STANDIN_REVIEW,ADBOT_STANDIN_TESTS,ADBOT_STANDIN_E2E",
 			},
 		},
@@ -47,7 +47,7 @@ func TestSetupDemo(t *testing.T) {
 			env:  map[string]string{"ADBOT_FIXTURES": fixtures.Root(), "ADBOT_GPUS": "none", "ADBOT_AGENT_CMD": "/opt/claude", "ADBOT_PASS_ENV": "HF_HOME,ADBOT_STANDIN_E2E"},
 			want: map[string]string{
 				"ADBOT_GPUS": "none", "ADBOT_AGENT_CMD": "/opt/claude", "ADBOT_TRTLLM_REMOTE": "<demo>/trtllm.git",
-				"ADBOT_DISK_FLOOR_GB": "0", "ADBOT_STANDIN_STATE": "<demo>/state",
+				"ADBOT_DISK_FLOOR_GB": "0",
 				"ADBOT_PASS_ENV": "HF_HOME,ADBOT_STANDIN_E2E,ADBOT_STANDIN_STATE,ADBOT_STANDIN_REVIEW,ADBOT_STANDIN_TESTS",
 			},
 		},

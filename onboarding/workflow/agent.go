@@ -75,6 +75,17 @@ func (c *cycle) agent(ctx context.Context, step, prompt string, fresh bool) (str
 		if e == nil {
 			e = fmt.Errorf("exit status %d", res.ExitCode)
 		}
+		if run.Result == nil {
+			// No result line: why the process ended (a sandbox that could
+			// not be built, a missing program) and what it said on stderr
+			// are the only clues.
+			if err != nil {
+				e = fmt.Errorf("%w (%v)", e, err)
+			}
+			if msg := strings.TrimSpace(tail(readAll(res.Stderr), 1500)); msg != "" {
+				e = fmt.Errorf("%w; stderr: %s", e, msg)
+			}
+		}
 		rec.Error = e.Error()
 		c.st.Agent = append(c.st.Agent, rec)
 		_ = c.save(ctx)
