@@ -69,7 +69,9 @@ func TestDevWholeCycle(t *testing.T) {
 		o, err := workflow.OptionsFromEnv(os.Getenv)
 		return runners.Onboarding(workflow.New(o)), err
 	}
-	go func() { done <- DevCommand(onboardingWorkflow)(ctx, []string{"--demo", "--port", strconv.Itoa(httpPort)}) }()
+	go func() {
+		done <- DevCommand(onboardingWorkflow)(ctx, []string{"--demo", "--port", strconv.Itoa(httpPort)})
+	}()
 	stop := func() {
 		cancel()
 		select {
