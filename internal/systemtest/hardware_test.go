@@ -10,6 +10,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/nvidia/adbot/bus"
+	onboarding "github.com/nvidia/adbot/onboarding/workflow"
 )
 
 // TestHardwareCycle runs one whole onboarding cycle on a real NVIDIA GPU
@@ -32,7 +33,19 @@ func TestHardwareCycle(t *testing.T) {
 	if script == "" || cfg == "" {
 		t.Fatal("set ADBOT_GPU_STANDIN (the GPU end-to-end script) and ADBOT_STANDIN_HF_CONFIG (a config.json)")
 	}
-	r := onboardingRigWith(t, rigSetup{e2eScript: script, nvml: nvml.New(),
+	// The config goes into the HF cache, which the sandboxes see read-only.
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(cache, "standin-config.json")
+	if err := os.WriteFile(cfg, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ADBOT_STANDIN_HF_CONFIG", cfg)
+	r := onboardingRigWith(t, rigSetup{e2eScript: script, nvml: nvml.New(), tweak: func(o *onboarding.Options) { o.HFCache = cache },
 		env: []string{"ADBOT_STANDIN_HF_CONFIG", "ADBOT_STANDIN_NEW_TOKENS", "LD_LIBRARY_PATH", "PYTHONPATH"}})
 	const issue = 61
 	key := bus.JobKey(owner, repo, issue)
@@ -42,14 +55,14 @@ func TestHardwareCycle(t *testing.T) {
 		st := r.state(key)
 		b, _ := json.MarshalIndent(st, "", "  ")
 		jb, _ := json.MarshalIndent(j, "", "  ")
-		files := map[string]string{"runner-log.jsonl": r.logs.String(), "workflow-state.json": string(b), "job.json": string(jb)}
+		files := map[string]string{"runner-log.jsonl": r.logs.String(), "workflow-state.json": string(b) + "\n" + string(jb)}
 		for _, p := range r.gh.PullRequests(owner, repo) {
 			files["pr-body.md"] = p.Body
 		}
 		if st.E2E.Runs > 0 {
-			files["e2e-last.log"] = r.object(key, "cycle-1/e2e-"+itoa(st.E2E.Runs)+".stdout")
+			files["e2e-last.log"] = r.object(key, "cycle-1/e2e-"+itoa(st.E2E.Runs)+".stdout") + "\n--- stderr ---\n" +
+				r.object(key, "cycle-1/e2e-"+itoa(st.E2E.Runs)+".stderr")
 		}
-		files["issue-comments.md"] = r.joined(issue)
 		for name, text := range files {
 			if err := os.WriteFile(filepath.Join(out, name), []byte(text), 0o644); err != nil {
 				t.Error(err)

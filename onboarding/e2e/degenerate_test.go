@@ -17,6 +17,10 @@ func TestDegenerate(t *testing.T) {
 		{"one token repeated", "the the the the the the", true},
 		{"repeated across lines", "!!\n!! !!\n!!", true},
 		{"two tokens alternating", "a b a b a b", false},
+		{"one character repeated", "################", true},
+		{"one character, spaced", "P P PP PPPP PPPPPP", true},
+		{"short run of one character", "!!!", false},
+		{"mostly one character", "PPPPPPPPPPPPPPPQ", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -286,10 +286,15 @@ func joinInts(xs []int, limit int) string {
 // empty, or one token repeated (e.g. "the the the the").
 func Degenerate(output string) string {
 	fields := strings.Fields(output)
-	switch {
-	case len(fields) == 0:
+	if len(fields) == 0 {
 		return "empty output"
-	case len(fields) < 4:
+	}
+	// One character over and over ("################"): what a tokenizer
+	// decodes one repeated token to when it has no spaces.
+	if r := []rune(strings.Join(fields, "")); len(r) >= 8 && strings.Count(string(r), string(r[0])) == len(r) {
+		return fmt.Sprintf("one character repeated (%q ×%d)", string(r[0]), len(r))
+	}
+	if len(fields) < 4 {
 		return ""
 	}
 	for _, f := range fields[1:] {

@@ -4,8 +4,8 @@
 Same flags and log lines as adbot's CPU stand-in (internal/standin), but the
 text is really generated on the GPU: a small transformers causal LM is built
 from the config.json named by ADBOT_STANDIN_HF_CONFIG (a file, or a folder
-holding config.json) with random weights, and greedily generates
-ADBOT_STANDIN_NEW_TOKENS (16) tokens per prompt. There is no tokenizer: prompt
+holding config.json) with random weights, and generates
+ADBOT_STANDIN_NEW_TOKENS (16) tokens per prompt, sampled with a fixed seed. There is no tokenizer: prompt
 bytes become token ids (modulo the vocabulary) and generated ids are printed
 as printable ASCII. The output is therefore gibberish by design; what it
 proves is the GPU path (device selection, CUDA_VISIBLE_DEVICES, timing).
@@ -101,8 +101,10 @@ def main(argv):
     for i, prompt in enumerate(prompts):
         ids = torch.tensor([[b % vocab for b in prompt.encode()]], device="cuda")
         with torch.no_grad():
+            # Sampled, not greedy: random weights decode greedily to one
+            # token over and over, which the end-to-end gate rightly refuses.
             out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+                                 min_new_tokens=new_tokens, do_sample=True, top_k=50, temperature=1.0, pad_token_id=0)
         text = "".join(chr(32 + int(t) % 95) for t in out[0, ids.shape[1]:])
         outputs.append(text)
         log("[RANK 0] [PROMPT %d] %s: %s" % (i, prompt, text))
