@@ -25,12 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
-	"github.com/nvidia/adbot/jobs"
 )
-
-// DefaultTriggerLabel is the label that asks for onboarding (ADBOT_TRIGGER_LABEL):
-// the one the worker's help names.
-const DefaultTriggerLabel = jobs.DefaultTriggerLabel
 
 // Log keys this package adds.
 const (
@@ -71,8 +66,8 @@ type Deps struct {
 	// Publisher takes the commands (bus.Resources.JS).
 	Publisher Publisher
 	// Jobs is the job bucket (bus.Resources.Jobs), read to find a job's pull request.
-	Jobs jobs.JobReader
-	// TriggerLabel asks for onboarding when added to an issue (DefaultTriggerLabel if empty).
+	Jobs bus.JobReader
+	// TriggerLabel asks for onboarding when added to an issue (bus.DefaultTriggerLabel if empty).
 	TriggerLabel string
 	// AppID and BotLogin ("<slug>[bot]") identify the App's own events.
 	AppID    int64
@@ -90,7 +85,7 @@ func (d Deps) FromResources(r *bus.Resources) Deps {
 // New returns one handler per event adbot listens to, for go-githubapp's dispatcher.
 func New(d Deps) []githubapp.EventHandler {
 	if d.TriggerLabel == "" {
-		d.TriggerLabel = DefaultTriggerLabel
+		d.TriggerLabel = bus.DefaultTriggerLabel
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -189,7 +184,7 @@ func (b *base) hasJob(ctx context.Context, c bus.Command) (bool, error) {
 	if b.Jobs == nil {
 		return false, fmt.Errorf("%w: handlers.Deps has no job bucket", ErrNotQueued)
 	}
-	j, err := jobs.Find(ctx, b.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	j, err := bus.Find(ctx, b.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
 	if err != nil && !errors.Is(err, bus.ErrNoJob) {
 		return false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}

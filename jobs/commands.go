@@ -174,7 +174,7 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 			// An issue opened with the trigger label already on it, or edited
 			// or labeled without naming another model, arrives as several
 			// events: one job, no noise.
-			log.Debug().Str(LogKeyJob, key).Msg("Issue already has a job")
+			log.Debug().Str(bus.LogKeyJob, key).Msg("Issue already has a job")
 			return nil
 		}
 		// One job per issue: say where the one there stands.
@@ -241,7 +241,7 @@ func (w *Worker) onboard(ctx context.Context, st *state) error {
 				return err
 			}
 		}
-		log.Info().Str(LogKeyJob, key).Int("gpus", j.GPUs).Int64("params", j.Params).Str("params_source", j.ParamsSource).
+		log.Info().Str(bus.LogKeyJob, key).Int("gpus", j.GPUs).Int64("params", j.Params).Str("params_source", j.ParamsSource).
 			Bool("remote_code", j.RemoteCode).
 			Msg("Job created")
 	}
@@ -490,7 +490,7 @@ func (w *Worker) feedback(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
-	zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Bool("published", published).Int("pending", len(j2.PendingFeedback)).
+	zerolog.Ctx(ctx).Info().Str(bus.LogKeyJob, j.Key).Bool("published", published).Int("pending", len(j2.PendingFeedback)).
 		Msg("Feedback queued")
 	return w.refreshStatus(ctx, st.gh, j2)
 }
@@ -509,7 +509,7 @@ func hasFeedback(list []bus.Feedback, f bus.Feedback) bool {
 // tell: it returns nil and no error.
 func (w *Worker) liveJob(ctx context.Context, st *state) (*bus.Job, error) {
 	c := st.c
-	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	j, err := bus.Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
 	if errors.Is(err, bus.ErrNoJob) {
 		zerolog.Ctx(ctx).Debug().Msgf("%s for no job", c.Kind)
 		return nil, nil
@@ -518,7 +518,7 @@ func (w *Worker) liveJob(ctx context.Context, st *state) (*bus.Job, error) {
 		return nil, err
 	}
 	if j.Status.Terminal() {
-		zerolog.Ctx(ctx).Debug().Str(LogKeyJob, j.Key).Msgf("%s for an ended job", c.Kind)
+		zerolog.Ctx(ctx).Debug().Str(bus.LogKeyJob, j.Key).Msgf("%s for an ended job", c.Kind)
 		return nil, nil
 	}
 	return j, nil
@@ -527,7 +527,7 @@ func (w *Worker) liveJob(ctx context.Context, st *state) (*bus.Job, error) {
 // findJob finds the command's job, replying when there is none.
 func (w *Worker) findJob(ctx context.Context, st *state) (*bus.Job, error) {
 	c := st.c
-	j, err := Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	j, err := bus.Find(ctx, w.d.Bus.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
 	if errors.Is(err, bus.ErrNoJob) {
 		return nil, st.reply(ctx, "no-job", noJobText(c.Actor))
 	}
@@ -643,7 +643,7 @@ func (w *Worker) end(ctx context.Context, st *state) error {
 	switch c.Reason {
 	case "approved":
 		if j.HeadSHA == "" || !strings.EqualFold(c.CommitSHA, j.HeadSHA) {
-			zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Str("approved", c.CommitSHA).Str("tested", j.HeadSHA).
+			zerolog.Ctx(ctx).Info().Str(bus.LogKeyJob, j.Key).Str("approved", c.CommitSHA).Str("tested", j.HeadSHA).
 				Msg("Approval of an untested head")
 			return st.reply(ctx, "untested", untestedApprovalText(c.Actor, c.CommitSHA, j.HeadSHA))
 		}
@@ -665,6 +665,6 @@ func (w *Worker) end(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
-	zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Str("reason", c.Reason).Msg("Job ended")
+	zerolog.Ctx(ctx).Info().Str(bus.LogKeyJob, j.Key).Str("reason", c.Reason).Msg("Job ended")
 	return w.refreshStatus(ctx, st.gh, j)
 }

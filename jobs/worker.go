@@ -29,16 +29,11 @@ const (
 	// DefaultCommandTimeout bounds the work on one command; it stays under the
 	// command consumer's AckWait (30 s).
 	DefaultCommandTimeout = 25 * time.Second
-	// DefaultTriggerLabel is the label that asks for onboarding.
-	DefaultTriggerLabel = "ad-onboard"
 	// DefaultMinRetryDelay is the first delay before a failed command is tried
 	// again; it doubles with each delivery, up to maxNak.
 	DefaultMinRetryDelay = 2 * time.Second
 	maxNak               = 10 * time.Minute
 )
-
-// LogKeyJob is the log key for a job's key.
-const LogKeyJob = "job"
 
 // Hub answers model metadata and serves a model's small files (config.json,
 // to size a model the Hub gives no safetensors total for); *hub.Client
@@ -57,7 +52,7 @@ type WorkerDeps struct {
 	Hub     Hub
 	// BotName names the bot in replies ("adbot" if empty).
 	BotName string
-	// TriggerLabel is mentioned in help (DefaultTriggerLabel if empty).
+	// TriggerLabel is mentioned in help (bus.DefaultTriggerLabel if empty).
 	TriggerLabel string
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
@@ -89,7 +84,7 @@ type Worker struct {
 // NewWorker returns a worker; Run starts it.
 func NewWorker(d WorkerDeps) *Worker {
 	d.BotName = cmp.Or(d.BotName, "adbot")
-	d.TriggerLabel = cmp.Or(d.TriggerLabel, DefaultTriggerLabel)
+	d.TriggerLabel = cmp.Or(d.TriggerLabel, bus.DefaultTriggerLabel)
 	if d.Now == nil {
 		d.Now = time.Now
 	}

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/jobs"
 )
 
@@ -30,7 +31,7 @@ const (
 	// so that runners on other hosts reach it.
 	DefaultNATSHost = "0.0.0.0"
 	// DefaultTriggerLabel is the issue label that asks for an onboarding (ADBOT_TRIGGER_LABEL).
-	DefaultTriggerLabel = jobs.DefaultTriggerLabel
+	DefaultTriggerLabel = bus.DefaultTriggerLabel
 	// DefaultV3APIURL is GitHub's REST API.
 	DefaultV3APIURL = "https://api.github.com/"
 	// DefaultHubEndpoint is the HuggingFace Hub.

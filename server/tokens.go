@@ -51,7 +51,7 @@ func (s *Server) startTokenBroker(ctx context.Context) (*nats.Subscription, erro
 		rctx, cancel := context.WithTimeout(ctx, DefaultTokenTimeout)
 		defer cancel()
 		reply, req, err := b.answer(rctx, m.Data)
-		l := log.With().Str(LogKeyJob, req.JobKey).Str(LogKeyRunner, req.Runner).Logger()
+		l := log.With().Str(bus.LogKeyJob, req.JobKey).Str(LogKeyRunner, req.Runner).Logger()
 		switch {
 		case err == nil:
 			s.metrics.tokens.WithLabelValues("granted").Inc()
