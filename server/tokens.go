@@ -100,6 +100,13 @@ func (b *tokenBroker) answer(ctx context.Context, data []byte) (bus.TokenReply, 
 	if req.JobKey == "" || req.Runner == "" {
 		return fail(fmt.Errorf("%w: token request names no job or no runner", errRefused))
 	}
+	if !bus.ValidJobKey(req.JobKey) {
+		// A key goes into a KV request's subject: an unbounded one would
+		// drop the server's connection.
+		bad := req.JobKey
+		req.JobKey = bus.Token(bad, false)
+		return fail(fmt.Errorf("%w: token request names no job key (%d bytes)", errRefused, len(bad)))
+	}
 	perms, err := tokenPermissions(req.Permissions)
 	if err != nil {
 		return fail(err)
