@@ -108,12 +108,18 @@ func NewWorker(d WorkerDeps) *Worker {
 func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.d.Bus.Commands.Consumer(ctx, bus.CommandConsumer)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: no failure
+		}
 		return fmt.Errorf("command consumer %s: %w", bus.CommandConsumer, err)
 	}
 	// A few commands more than are carried out at once wait in the client,
 	// so that a goroutine finishing one finds the next at hand.
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.d.Concurrency))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("consume %s: %w", bus.CommandConsumer, err)
 	}
 	var wg sync.WaitGroup
@@ -164,8 +170,21 @@ func (w *Worker) loop(ctx context.Context, it jetstream.MessagesContext) error {
 			log.Warn().Err(err).Msg("Reading commands")
 			continue
 		}
-		w.handle(ctx, msg)
+		w.safeHandle(ctx, msg)
 	}
+}
+
+// safeHandle is handle with a last line of defence: whatever a message does
+// to the code around the command itself (safeProcess recovers the command),
+// it is logged and terminated, and the loop goes on to the next one.
+func (w *Worker) safeHandle(ctx context.Context, msg jetstream.Msg) {
+	defer func() {
+		if r := recover(); r != nil {
+			zerolog.Ctx(ctx).Error().Str("stack", string(debug.Stack())).Msgf("Handling a command panicked: %v", r)
+			_ = msg.TermWithReason("handling panicked")
+		}
+	}()
+	w.handle(ctx, msg)
 }
 
 // deliveryRecord is what the worker remembers of one delivery, in
@@ -185,8 +204,16 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log := zerolog.Ctx(ctx)
 	var c bus.Command
 	if err := json.Unmarshal(msg.Data(), &c); err != nil {
-		log.Error().Err(err).Msg("Dropping undecodable command")
+		log.Error().Err(err).Int("bytes", len(msg.Data())).Msg("Dropping undecodable command")
 		_ = msg.TermWithReason("undecodable command")
+		return
+	}
+	if why := c.Invalid(); why != "" {
+		// A command no handler makes (an older version's, or one put on
+		// the stream by hand): nothing in it can be trusted as a key or an
+		// address for a reply.
+		log.Error().Str("reason", why).Str("command", clip(string(c.Kind), 40)).Msg("Dropping invalid command")
+		_ = msg.TermWithReason("invalid command: " + why)
 		return
 	}
 	l := log.With().Str(githubapp.LogKeyDeliveryID, c.DeliveryID).Str("command", string(c.Kind)).
@@ -225,7 +252,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		_ = msg.NakWithDelay(w.d.FeedbackSettle)
 	default:
-		if ok, after := Transient(err); ok && ctx.Err() == nil {
+		if ok, after := Transient(err); ok && ctx.Err() == nil && !lastDelivery(msg) {
 			d := w.nakDelay(msg, after)
 			l.Warn().Err(err).Dur("retry_in", d).Msg("Command failed; will retry")
 			_ = msg.NakWithDelay(d)
@@ -249,6 +276,13 @@ func (w *Worker) safeProcess(ctx context.Context, st *state) (err error) {
 		}
 	}()
 	return w.process(ctx, st)
+}
+
+// lastDelivery reports whether msg will not be delivered again after this
+// attempt (bus.MaxDeliver): a failure then is final, and said so.
+func lastDelivery(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err == nil && md.NumDelivered >= bus.MaxDeliver
 }
 
 func (w *Worker) nakDelay(msg jetstream.Msg, after time.Duration) time.Duration {
