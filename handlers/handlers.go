@@ -247,7 +247,7 @@ func (b *base) publish(ctx context.Context, c bus.Command) error {
 	}
 	var opts []jetstream.PublishOpt
 	if c.DeliveryID != "" {
-		opts = append(opts, jetstream.WithMsgID(c.DeliveryID))
+		opts = append(opts, jetstream.WithMsgID(bus.MsgID(c.DeliveryID)))
 	}
 	ack, err := b.Publisher.Publish(ctx, bus.CommandSubject, data, opts...)
 	if err != nil {
