@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -130,5 +131,22 @@ func TestInvalidCommandsAreTerminated(t *testing.T) {
 	r.send(onboard(4, maint, "Qwen/Qwen3-0.6B"))
 	if j := r.job(4); j == nil || j.Status != bus.StatusQueued {
 		t.Errorf("job after the invalid commands = %+v, want a queued one", j)
+	}
+}
+
+// A command that fails in a way retrying will not fix is terminated, and the
+// person who asked is told once, instead of hearing nothing.
+func TestFailedForGoodIsSaid(t *testing.T) {
+	r := newRig(t, -1)
+	r.gh.FailNext(http.MethodGet, "/repos/"+owner+"/"+repo+"/collaborators/", 1, http.StatusUnprocessableEntity, nil)
+	c := onboard(30, "boss", "Qwen/Qwen3-0.6B")
+	c.ActorAssociation = "COLLABORATOR"
+	id := r.send(c)
+	bodies := r.bodies(30)
+	if len(bodies) != 1 || !strings.Contains(bodies[0], "could not carry out") || !strings.Contains(bodies[0], id) {
+		t.Errorf("replies after a failure for good = %q, want one saying so with the delivery id", bodies)
+	}
+	if r.job(30) != nil {
+		t.Error("a job was made although the command failed")
 	}
 }

@@ -263,7 +263,24 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		l.Error().Err(err).Msg("Command failed for good")
+		w.sayFailed(ctx, st)
 		_ = msg.TermWithReason(clip(err.Error(), 200))
+	}
+}
+
+// sayFailed tells whoever asked that a command failed in a way retrying
+// will not fix, once per delivery, when there is someone to tell: a person
+// asked (not a pull request closing) and the installation client was made.
+// It is best effort: the failure is logged already.
+func (w *Worker) sayFailed(ctx context.Context, st *state) {
+	c := st.c
+	if st.gh == nil || c.Actor == "" || c.Kind == bus.CmdEnd && (c.Reason == "merged" || c.Reason == "closed") {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.d.CommandTimeout)
+	defer cancel()
+	if err := st.reply(rctx, "failed", failedText(c.Actor, c.Kind, c.DeliveryID)); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not say that the command failed")
 	}
 }
 
