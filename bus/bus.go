@@ -9,9 +9,7 @@
 package bus
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -80,55 +78,4 @@ func FitGPUs(n int) int {
 		}
 	}
 	return 0
-}
-
-// JobKey is the KV key of the job for an issue: <owner>.<repo>.<issue>.
-//
-// A KV key may not hold an empty token, so a repository name that starts or
-// ends with a dot or holds two in a row (".github", the usual home of an
-// organization's community files) has each of its dots written as dotEscape;
-// GitHub allows no '=' in a name, so ParseJobKey can undo it. Every other
-// name is kept as it is, so the keys of existing jobs do not change.
-func JobKey(owner, repo string, issue int) string {
-	if strings.HasPrefix(repo, ".") || strings.HasSuffix(repo, ".") || strings.Contains(repo, "..") {
-		repo = strings.ReplaceAll(repo, ".", dotEscape)
-	}
-	return owner + "." + repo + "." + strconv.Itoa(issue)
-}
-
-// dotEscape stands for a dot in the repository part of a job key that could
-// not hold it as is (see JobKey).
-const dotEscape = "=2E"
-
-// ParseJobKey splits a key made by JobKey. Repository names may hold dots, owner
-// names may not, so the owner ends at the first dot and the issue starts after the last.
-func ParseJobKey(key string) (owner, repo string, issue int, err error) {
-	first := strings.IndexByte(key, '.')
-	last := strings.LastIndexByte(key, '.')
-	if first <= 0 || last <= first+1 {
-		return "", "", 0, fmt.Errorf("parse job key %q: want <owner>.<repo>.<issue>", key)
-	}
-	issue, err = strconv.Atoi(key[last+1:])
-	if err != nil || issue <= 0 {
-		return "", "", 0, fmt.Errorf("parse job key %q: issue is not a positive number", key)
-	}
-	return key[:first], strings.ReplaceAll(key[first+1:last], dotEscape, "."), issue, nil
-}
-
-// DeliveryKey is the key in DeliveryBucket of the webhook delivery with GUID
-// id (X-GitHub-Delivery): "delivery." and the id with every character outside
-// [A-Za-z0-9_-] replaced by "_" (KV keys allow few characters). The command
-// worker records each delivery it carries out under it; the redelivery
-// sweeper skips a failed delivery that has a record.
-func DeliveryKey(id string) string {
-	var b strings.Builder
-	b.WriteString("delivery.")
-	for _, r := range id {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
 }

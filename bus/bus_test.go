@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nvidia/adbot/bus"
@@ -137,13 +139,87 @@ func TestCycleDeduplicated(t *testing.T) {
 }
 
 func TestDeliveryKey(t *testing.T) {
-	for id, want := range map[string]string{
-		"f73f08d0-a995-11f0-8d11-0b9d0ae424e4": "delivery.f73f08d0-a995-11f0-8d11-0b9d0ae424e4",
-		"a.b/c*d>":                             "delivery.a_b_c_d_",
-		"bench-7":                              "delivery.bench-7",
+	long := strings.Repeat("a", 4100)
+	tests := []struct{ id, want string }{
+		{"f73f08d0-a995-11f0-8d11-0b9d0ae424e4", "delivery.f73f08d0-a995-11f0-8d11-0b9d0ae424e4"},
+		{"bench-7", "delivery.bench-7"},
+		{"a.b/c*d>", "delivery." + bus.Token("a.b/c*d>", false)},
+		{long, "delivery." + bus.Token(long, false)},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(bus.DeliveryKey(tc.id), tc.want); diff != "" {
+			t.Errorf("DeliveryKey(%.20q) (-got +want):\n%s", tc.id, diff)
+		}
+	}
+}
+
+// A key made from a webhook's values once went into a NATS request subject
+// as it was: 4,100 bytes of delivery id or 5,000 of repository name dropped
+// the connection, and a space or '*' made another subject.
+func TestTokenBoundsHostileValues(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		dots bool
+		kept bool
+	}{
+		{"guid", "f73f08d0-a995-11f0-8d11-0b9d0ae424e4", false, true},
+		{"dotted repo", "models.v2", true, true},
+		{"dot in owner", "a.b", false, false},
+		{"empty", "", false, false},
+		{"4100 bytes", strings.Repeat("x", 4100), false, false},
+		{"5000 runes", strings.Repeat("é", 5000), true, false},
+		{"wildcards", "a*b>c", false, false},
+		{"space", "a b", true, false},
+		{"equals", "=h0", false, false},
+		{"at the bound", strings.Repeat("r", bus.MaxTokenLen), true, true},
+		{"past the bound", strings.Repeat("r", bus.MaxTokenLen+1), true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := bus.Token(tc.in, tc.dots)
+			if diff := cmp.Diff(got == tc.in, tc.kept); diff != "" {
+				t.Errorf("Token kept the value (-got +want):\n%s", diff)
+			}
+			if len(got) > bus.MaxTokenLen || got == "" || strings.ContainsAny(got, " *>\t\r\n") {
+				t.Errorf("Token(%.20q) = %q: not a bounded subject token", tc.in, got)
+			}
+			if got != bus.Token(tc.in, tc.dots) {
+				t.Error("Token is not deterministic")
+			}
+		})
+	}
+	if bus.Token("a*b", false) == bus.Token("a*c", false) {
+		t.Error("two values share a digest")
+	}
+}
+
+// Keys made from hostile names are usable in the bucket: the job is stored
+// and read back, and its key is no longer than the bound.
+func TestJobKeyOfHostileNames(t *testing.T) {
+	_, _, r := bustest.Start(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ owner, repo string }{
+		{"NVIDIA", strings.Repeat("r", 5000)},
+		{strings.Repeat("o", 4100), "repo"},
+		{"a b", "c*d>e"},
+		{"", ""},
 	} {
-		if got := bus.DeliveryKey(id); got != want {
-			t.Errorf("DeliveryKey(%q) = %q, want %q", id, got, want)
+		key := bus.JobKey(tc.owner, tc.repo, 1)
+		if len(key) > bus.MaxJobKeyLen || !bus.ValidJobKey(key) {
+			t.Fatalf("JobKey(%.20q, %.20q) = %q: not a valid bounded key", tc.owner, tc.repo, key)
+		}
+		if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key, Owner: tc.owner, Repo: tc.repo, Issue: 1}); err != nil {
+			t.Fatalf("CreateJob(%q): %v", key, err)
+		}
+		j, err := bus.Find(ctx, r.Jobs, tc.owner, tc.repo, 1, false)
+		if err != nil || j.Repo != tc.repo {
+			t.Fatalf("Find = %v", err)
+		}
+	}
+	for _, bad := range []string{strings.Repeat("a", 5000) + ".b.1", "a b.c.1", "a.b*.1", "a..1"} {
+		if bus.ValidJobKey(bad) {
+			t.Errorf("ValidJobKey(%.30q) = true, want false", bad)
 		}
 	}
 }

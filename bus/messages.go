@@ -251,3 +251,29 @@ type Command struct {
 	Reason   string    `json:"reason,omitempty"`
 	Received time.Time `json:"received"`
 }
+
+// Invalid says why c is no command a webhook handler makes ("" when it is
+// one): an unknown kind, a repository or delivery id that is no GitHub
+// name or GUID, an issue number that is not positive, or no actor for a
+// command that needs one. The command worker terminates such a message
+// instead of carrying it out.
+func (c Command) Invalid() string {
+	switch c.Kind {
+	case CmdOnboard, CmdFeedback, CmdProceed, CmdCancel, CmdRetry, CmdStatus, CmdHelp, CmdEnd:
+	default:
+		return "unknown kind"
+	}
+	switch {
+	case !TokenOK(c.Owner, false) || !TokenOK(c.Repo, true):
+		return "repository owner or name is no GitHub name"
+	case c.Issue <= 0:
+		return "issue number is not positive"
+	case c.DeliveryID != "" && !TokenOK(c.DeliveryID, false):
+		return "delivery id is no GUID"
+	case c.Actor == "" && !(c.Kind == CmdEnd && (c.Reason == "merged" || c.Reason == "closed")):
+		return "no actor"
+	case c.InstallationID < 0:
+		return "installation id is negative"
+	}
+	return ""
+}

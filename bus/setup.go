@@ -147,9 +147,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opt Options) (*Resource
 var ErrNoJob = errors.New("no such job")
 
 // GetJob reads a job and the revision it was read at.
-func GetJob(ctx context.Context, kv jetstream.KeyValue, key string) (*Job, uint64, error) {
+func GetJob(ctx context.Context, kv JobReader, key string) (*Job, uint64, error) {
 	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, 0, fmt.Errorf("get job %s: %w", key, ErrNoJob)
 	}
 	if err != nil {
@@ -190,7 +190,7 @@ func PRIndexKey(owner, repo string, pr int) string { return "_pr." + JobKey(owne
 
 // indexPR records j's pull request in the index when it differs from was.
 // It is written before the job itself: an entry whose job does not (yet) say
-// that pull request is harmless, since readers check that the job names it (jobs.Find), while
+// that pull request is harmless, since readers check that the job names it (Find), while
 // a job whose pull request no entry names would be lost to every event on it.
 func indexPR(ctx context.Context, kv jetstream.KeyValue, j *Job, was int) error {
 	if j.PR == 0 || j.PR == was {

@@ -25,12 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
-	"github.com/nvidia/adbot/jobs"
 )
-
-// DefaultTriggerLabel is the label that asks for onboarding (ADBOT_TRIGGER_LABEL):
-// the one the worker's help names.
-const DefaultTriggerLabel = jobs.DefaultTriggerLabel
 
 // Log keys this package adds.
 const (
@@ -57,6 +52,31 @@ const (
 	ReasonPullRequest  = "issues event on a pull request: onboarding starts from an issue"
 )
 
+// PayloadError is a payload no command can be made of: an object the event
+// must carry is null or missing, a number is not positive, the sender has no
+// login, or a name is one GitHub could not have sent. Retrying will not
+// help: the server answers 400 with Reason.
+type PayloadError struct {
+	// Event is the event type, e.g. "issues".
+	Event string
+	// Reason says what is wrong, for the 400 answer and the log.
+	Reason string
+}
+
+func (e *PayloadError) Error() string { return e.Event + " payload: " + e.Reason }
+
+// Why a payload is refused: the Reason of a PayloadError.
+const (
+	RefuseNoIssue       = "issue is null or missing"
+	RefuseNoComment     = "comment is null or missing"
+	RefuseNoReview      = "review is null or missing"
+	RefuseNoPullRequest = "pull_request is null or missing"
+	RefuseNumber        = "issue or pull request number is not positive"
+	RefuseNoSender      = "sender is null or has no login"
+	RefuseRepoName      = "repository owner or name is not one GitHub allows"
+	RefuseInstallation  = "installation id is negative"
+)
+
 // ErrNotQueued marks a command that could not be published: the delivery
 // must fail (the server answers 503) so that it is delivered again.
 var ErrNotQueued = errors.New("command not queued")
@@ -71,8 +91,8 @@ type Deps struct {
 	// Publisher takes the commands (bus.Resources.JS).
 	Publisher Publisher
 	// Jobs is the job bucket (bus.Resources.Jobs), read to find a job's pull request.
-	Jobs jobs.JobReader
-	// TriggerLabel asks for onboarding when added to an issue (DefaultTriggerLabel if empty).
+	Jobs bus.JobReader
+	// TriggerLabel asks for onboarding when added to an issue (bus.DefaultTriggerLabel if empty).
 	TriggerLabel string
 	// AppID and BotLogin ("<slug>[bot]") identify the App's own events.
 	AppID    int64
@@ -90,7 +110,7 @@ func (d Deps) FromResources(r *bus.Resources) Deps {
 // New returns one handler per event adbot listens to, for go-githubapp's dispatcher.
 func New(d Deps) []githubapp.EventHandler {
 	if d.TriggerLabel == "" {
-		d.TriggerLabel = DefaultTriggerLabel
+		d.TriggerLabel = bus.DefaultTriggerLabel
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -189,7 +209,7 @@ func (b *base) hasJob(ctx context.Context, c bus.Command) (bool, error) {
 	if b.Jobs == nil {
 		return false, fmt.Errorf("%w: handlers.Deps has no job bucket", ErrNotQueued)
 	}
-	j, err := jobs.Find(ctx, b.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
+	j, err := bus.Find(ctx, b.Jobs, c.Owner, c.Repo, c.Issue, c.IsPR)
 	if err != nil && !errors.Is(err, bus.ErrNoJob) {
 		return false, fmt.Errorf("%w: %w", ErrNotQueued, err)
 	}
@@ -227,7 +247,7 @@ func (b *base) publish(ctx context.Context, c bus.Command) error {
 	}
 	var opts []jetstream.PublishOpt
 	if c.DeliveryID != "" {
-		opts = append(opts, jetstream.WithMsgID(c.DeliveryID))
+		opts = append(opts, jetstream.WithMsgID(bus.MsgID(c.DeliveryID)))
 	}
 	ack, err := b.Publisher.Publish(ctx, bus.CommandSubject, data, opts...)
 	if err != nil {
@@ -244,6 +264,43 @@ func decode(event string, payload []byte, v any) error {
 		return fmt.Errorf("decode %s payload: %w", event, err)
 	}
 	return nil
+}
+
+// maxOwnerLen and maxRepoLen are GitHub's limits on an account login and a
+// repository name.
+const (
+	maxOwnerLen = 39
+	maxRepoLen  = 100
+)
+
+// check refuses a payload that cannot make a command (see PayloadError):
+// object is false when the event's main object (issue, comment, review,
+// pull request) is null or missing, and refuse then names it. It is called
+// once the repository is known to be named (repoOK).
+func check(event string, object bool, refuse string, repo *github.Repository, number int, sender *github.User, installation int64) error {
+	var reason string
+	switch {
+	case !object:
+		reason = refuse
+	case number <= 0:
+		reason = RefuseNumber
+	case sender == nil || strings.TrimSpace(sender.GetLogin()) == "" || !bus.TokenOK(sender.GetLogin(), false) && !strings.HasSuffix(sender.GetLogin(), "[bot]"):
+		reason = RefuseNoSender
+	case !nameOK(repo.GetOwner().GetLogin(), maxOwnerLen, false) || !nameOK(repo.GetName(), maxRepoLen, true):
+		reason = RefuseRepoName
+	case installation < 0:
+		reason = RefuseInstallation
+	default:
+		return nil
+	}
+	return &PayloadError{Event: event, Reason: reason}
+}
+
+// nameOK reports whether s is a login (dots false) or repository name (dots
+// true) GitHub could have made: at most max characters of [A-Za-z0-9_-],
+// and dots in a repository name.
+func nameOK(s string, max int, dots bool) bool {
+	return len(s) <= max && bus.TokenOK(s, dots)
 }
 
 // repoOK reports whether the payload named a repository.

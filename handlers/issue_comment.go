@@ -30,6 +30,12 @@ func (h *IssueComment) Handle(ctx context.Context, eventType, deliveryID string,
 		return ignore(ctx, why)
 	}
 	issue := e.GetIssue()
+	if err := check(eventType, comment != nil, RefuseNoComment, e.GetRepo(), 1, e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
+	if err := check(eventType, issue != nil, RefuseNoIssue, e.GetRepo(), issue.GetNumber(), e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
 	isPR := issue.IsPullRequest()
 	p := ParseComment(comment.GetBody())
 	if p.Kind == bus.CmdOnboard && isPR {

@@ -32,6 +32,9 @@ func (h *Issues) Handle(ctx context.Context, eventType, deliveryID string, paylo
 		return ignore(ctx, why)
 	}
 	issue := e.GetIssue()
+	if err := check(eventType, issue != nil, RefuseNoIssue, e.GetRepo(), issue.GetNumber(), e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
 	if issue.IsPullRequest() {
 		// GitHub reports a pull request's labels and edits as
 		// pull_request events; should one come as an issues event, it

@@ -34,6 +34,9 @@ func (h *PullRequest) Handle(ctx context.Context, eventType, deliveryID string, 
 		// The bot closes a pull request only when it ended the job itself.
 		return ignore(ctx, ReasonOwnEvent)
 	}
+	if err := check(eventType, pr != nil, RefuseNoPullRequest, e.GetRepo(), pr.GetNumber(), e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
 	c := h.newCommand(bus.CmdEnd, "pull_request.closed", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), "")
 	if ok, err := h.hasJob(ctx, c); !ok {

@@ -32,6 +32,12 @@ func (h *PullRequestReview) Handle(ctx context.Context, eventType, deliveryID st
 	if why := h.admit(e.GetRepo(), e.GetAction(), "submitted", e.GetSender(), nil, review.GetBody()); why != "" {
 		return ignore(ctx, why)
 	}
+	if err := check(eventType, review != nil, RefuseNoReview, e.GetRepo(), 1, e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
+	if err := check(eventType, pr != nil, RefuseNoPullRequest, e.GetRepo(), pr.GetNumber(), e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
 	state := strings.ToLower(review.GetState())
 	body := strings.TrimSpace(review.GetBody())
 	p := ParseComment(body)

@@ -30,6 +30,12 @@ func (h *PullRequestReviewComment) Handle(ctx context.Context, eventType, delive
 	if why := h.admit(e.GetRepo(), e.GetAction(), "created", e.GetSender(), viaApp(payload, "comment"), comment.GetBody()); why != "" {
 		return ignore(ctx, why)
 	}
+	if err := check(eventType, comment != nil, RefuseNoComment, e.GetRepo(), 1, e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
+	if err := check(eventType, pr != nil, RefuseNoPullRequest, e.GetRepo(), pr.GetNumber(), e.GetSender(), e.GetInstallation().GetID()); err != nil {
+		return err
+	}
 	c := h.newCommand(bus.CmdFeedback, "pull_request_review_comment.created", deliveryID, e.GetInstallation().GetID(),
 		e.GetRepo(), pr.GetNumber(), true, e.GetSender(), comment.GetAuthorAssociation())
 	c.ReviewCommentID = comment.GetID()

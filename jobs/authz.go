@@ -10,10 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v62/github"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/nvidia/adbot/bus"
 )
 
 // deniedAssociations are author_association values that can never come with
@@ -98,23 +95,4 @@ func (w *Worker) authorized(ctx context.Context, gh *github.Client, owner, repo,
 		log.Info().Str("permission", perm).Msg("Not authorized")
 	}
 	return ok, nil
-}
-
-// deny tells an unauthorized user, once per issue, that only maintainers
-// can steer the bot. Nothing else happens: no Hub lookup, no job.
-func (w *Worker) deny(ctx context.Context, st *state) error {
-	c := st.c
-	key := "denied." + bus.JobKey(c.Owner, c.Repo, c.Issue)
-	if _, err := w.d.Bus.Deliveries.Create(ctx, key, []byte(c.Actor)); errors.Is(err, jetstream.ErrKeyExists) {
-		zerolog.Ctx(ctx).Debug().Msg("Unauthorized user already told on this issue")
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("remember denial on %s/%s#%d: %w", c.Owner, c.Repo, c.Issue, err)
-	}
-	if err := st.reply(ctx, "denied", deniedText(c.Actor, w.d.BotName)); err != nil {
-		// Not said after all: let a retry say it.
-		_ = w.d.Bus.Deliveries.Delete(ctx, key)
-		return err
-	}
-	return nil
 }

@@ -23,6 +23,19 @@ func TestQueueCache(t *testing.T) {
 		if err := bus.PublishCycle(ctx, res.JS, bus.NextCycle(j, bus.KindOnboard, nil, "")); err != nil {
 			t.Fatal(err)
 		}
+		// The consumer counts a stored message a moment after the publish
+		// is acknowledged: wait until it does, so the cache reads it.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := res.Cycles.Consumer(ctx, bus.ConsumerName(4))
+			if err == nil && c.CachedInfo().NumPending >= uint64(n) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the consumer never counted %d pending cycles", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	presence := func(name string, gpus int) {
 		t.Helper()

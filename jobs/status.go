@@ -127,7 +127,7 @@ func (w *Worker) refreshStatus(ctx context.Context, gh *github.Client, j *bus.Jo
 	_, resp, err := gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: &body})
 	if resp != nil && resp.StatusCode == 404 {
 		// Someone deleted it: post a new one.
-		zerolog.Ctx(ctx).Info().Str(LogKeyJob, j.Key).Msg("Status comment gone; posting a new one")
+		zerolog.Ctx(ctx).Info().Str(bus.LogKeyJob, j.Key).Msg("Status comment gone; posting a new one")
 		j.StatusCommentID = 0
 		if _, err := bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
 			cur.StatusCommentID = 0

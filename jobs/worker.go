@@ -29,16 +29,11 @@ const (
 	// DefaultCommandTimeout bounds the work on one command; it stays under the
 	// command consumer's AckWait (30 s).
 	DefaultCommandTimeout = 25 * time.Second
-	// DefaultTriggerLabel is the label that asks for onboarding.
-	DefaultTriggerLabel = "ad-onboard"
 	// DefaultMinRetryDelay is the first delay before a failed command is tried
 	// again; it doubles with each delivery, up to maxNak.
 	DefaultMinRetryDelay = 2 * time.Second
 	maxNak               = 10 * time.Minute
 )
-
-// LogKeyJob is the log key for a job's key.
-const LogKeyJob = "job"
 
 // Hub answers model metadata and serves a model's small files (config.json,
 // to size a model the Hub gives no safetensors total for); *hub.Client
@@ -57,7 +52,7 @@ type WorkerDeps struct {
 	Hub     Hub
 	// BotName names the bot in replies ("adbot" if empty).
 	BotName string
-	// TriggerLabel is mentioned in help (DefaultTriggerLabel if empty).
+	// TriggerLabel is mentioned in help (bus.DefaultTriggerLabel if empty).
 	TriggerLabel string
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
@@ -89,7 +84,7 @@ type Worker struct {
 // NewWorker returns a worker; Run starts it.
 func NewWorker(d WorkerDeps) *Worker {
 	d.BotName = cmp.Or(d.BotName, "adbot")
-	d.TriggerLabel = cmp.Or(d.TriggerLabel, DefaultTriggerLabel)
+	d.TriggerLabel = cmp.Or(d.TriggerLabel, bus.DefaultTriggerLabel)
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -113,12 +108,18 @@ func NewWorker(d WorkerDeps) *Worker {
 func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.d.Bus.Commands.Consumer(ctx, bus.CommandConsumer)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: no failure
+		}
 		return fmt.Errorf("command consumer %s: %w", bus.CommandConsumer, err)
 	}
 	// A few commands more than are carried out at once wait in the client,
 	// so that a goroutine finishing one finds the next at hand.
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.d.Concurrency))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("consume %s: %w", bus.CommandConsumer, err)
 	}
 	var wg sync.WaitGroup
@@ -169,8 +170,21 @@ func (w *Worker) loop(ctx context.Context, it jetstream.MessagesContext) error {
 			log.Warn().Err(err).Msg("Reading commands")
 			continue
 		}
-		w.handle(ctx, msg)
+		w.safeHandle(ctx, msg)
 	}
+}
+
+// safeHandle is handle with a last line of defence: whatever a message does
+// to the code around the command itself (safeProcess recovers the command),
+// it is logged and terminated, and the loop goes on to the next one.
+func (w *Worker) safeHandle(ctx context.Context, msg jetstream.Msg) {
+	defer func() {
+		if r := recover(); r != nil {
+			zerolog.Ctx(ctx).Error().Str("stack", string(debug.Stack())).Msgf("Handling a command panicked: %v", r)
+			_ = msg.TermWithReason("handling panicked")
+		}
+	}()
+	w.handle(ctx, msg)
 }
 
 // deliveryRecord is what the worker remembers of one delivery, in
@@ -190,8 +204,16 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	log := zerolog.Ctx(ctx)
 	var c bus.Command
 	if err := json.Unmarshal(msg.Data(), &c); err != nil {
-		log.Error().Err(err).Msg("Dropping undecodable command")
+		log.Error().Err(err).Int("bytes", len(msg.Data())).Msg("Dropping undecodable command")
 		_ = msg.TermWithReason("undecodable command")
+		return
+	}
+	if why := c.Invalid(); why != "" {
+		// A command no handler makes (an older version's, or one put on
+		// the stream by hand): nothing in it can be trusted as a key or an
+		// address for a reply.
+		log.Error().Str("reason", why).Str("command", clip(string(c.Kind), 40)).Msg("Dropping invalid command")
+		_ = msg.TermWithReason("invalid command: " + why)
 		return
 	}
 	l := log.With().Str(githubapp.LogKeyDeliveryID, c.DeliveryID).Str("command", string(c.Kind)).
@@ -230,7 +252,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 		_ = msg.NakWithDelay(w.d.FeedbackSettle)
 	default:
-		if ok, after := Transient(err); ok && ctx.Err() == nil {
+		if ok, after := Transient(err); ok && ctx.Err() == nil && !lastDelivery(msg) {
 			d := w.nakDelay(msg, after)
 			l.Warn().Err(err).Dur("retry_in", d).Msg("Command failed; will retry")
 			_ = msg.NakWithDelay(d)
@@ -241,7 +263,24 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		l.Error().Err(err).Msg("Command failed for good")
+		w.sayFailed(ctx, st)
 		_ = msg.TermWithReason(clip(err.Error(), 200))
+	}
+}
+
+// sayFailed tells whoever asked that a command failed in a way retrying
+// will not fix, once per delivery, when there is someone to tell: a person
+// asked (not a pull request closing) and the installation client was made.
+// It is best effort: the failure is logged already.
+func (w *Worker) sayFailed(ctx context.Context, st *state) {
+	c := st.c
+	if st.gh == nil || c.Actor == "" || c.Kind == bus.CmdEnd && (c.Reason == "merged" || c.Reason == "closed") {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, w.d.CommandTimeout)
+	defer cancel()
+	if err := st.reply(rctx, "failed", failedText(c.Actor, c.Kind, c.DeliveryID)); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Could not say that the command failed")
 	}
 }
 
@@ -254,6 +293,13 @@ func (w *Worker) safeProcess(ctx context.Context, st *state) (err error) {
 		}
 	}()
 	return w.process(ctx, st)
+}
+
+// lastDelivery reports whether msg will not be delivered again after this
+// attempt (bus.MaxDeliver): a failure then is final, and said so.
+func lastDelivery(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err == nil && md.NumDelivered >= bus.MaxDeliver
 }
 
 func (w *Worker) nakDelay(msg jetstream.Msg, after time.Duration) time.Duration {

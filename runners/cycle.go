@@ -31,7 +31,7 @@ import (
 // Log keys the runner adds to its zerolog context.
 const (
 	LogKeyRunner = "runner"
-	LogKeyJob    = "job"
+	LogKeyJob    = bus.LogKeyJob
 	LogKeyCycle  = "cycle"
 	LogKeyGPU    = "gpu"
 	LogKeyPhase  = "phase"

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/jobs"
 )
 
@@ -30,7 +31,7 @@ const (
 	// so that runners on other hosts reach it.
 	DefaultNATSHost = "0.0.0.0"
 	// DefaultTriggerLabel is the issue label that asks for an onboarding (ADBOT_TRIGGER_LABEL).
-	DefaultTriggerLabel = jobs.DefaultTriggerLabel
+	DefaultTriggerLabel = bus.DefaultTriggerLabel
 	// DefaultV3APIURL is GitHub's REST API.
 	DefaultV3APIURL = "https://api.github.com/"
 	// DefaultHubEndpoint is the HuggingFace Hub.
@@ -40,6 +41,13 @@ const (
 
 	// DefaultMaxBodyBytes bounds a webhook body: GitHub never sends more than 25 MB.
 	DefaultMaxBodyBytes = 25 << 20
+	// DefaultMaxBodiesInFlight bounds the webhook body bytes read at once, over
+	// all requests (ADBOT_MAX_BODIES_IN_FLIGHT): a request that would pass it
+	// is answered 503 with Retry-After. Eight 25 MB bodies once took the
+	// process to 500 MB.
+	DefaultMaxBodiesInFlight = 4 * DefaultMaxBodyBytes
+	// DefaultBusyRetryAfter is the Retry-After of that 503.
+	DefaultBusyRetryAfter = 5 * time.Second
 	// DefaultIntakeTimeout bounds one webhook request; GitHub gives up after 10 s.
 	DefaultIntakeTimeout = 8 * time.Second
 	// DefaultReadHeaderTimeout, DefaultReadTimeout, DefaultWriteTimeout and
@@ -132,6 +140,13 @@ type HTTPConfig struct {
 	MetricsAddress string `yaml:"metrics_address"`
 	// MaxBodyBytes bounds a webhook body; larger ones get 413.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBodiesInFlight bounds the webhook body bytes held at once, over all
+	// requests: each reserves its Content-Length (MaxBodyBytes when unknown)
+	// before reading, and a request past the bound gets 503 with Retry-After.
+	// It must be at least MaxBodyBytes.
+	MaxBodiesInFlight int64 `yaml:"max_bodies_in_flight"`
+	// BusyRetryAfter is the Retry-After sent with that 503.
+	BusyRetryAfter time.Duration `yaml:"busy_retry_after"`
 	// IntakeTimeout bounds the handling of one webhook request.
 	IntakeTimeout time.Duration `yaml:"intake_timeout"`
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound connections.
@@ -242,6 +257,10 @@ func (c *Config) setDefaults() {
 	if c.Server.MaxBodyBytes == 0 {
 		c.Server.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Server.MaxBodiesInFlight == 0 {
+		c.Server.MaxBodiesInFlight = max(DefaultMaxBodiesInFlight, c.Server.MaxBodyBytes)
+	}
+	def(&c.Server.BusyRetryAfter, DefaultBusyRetryAfter)
 	def(&c.Server.IntakeTimeout, DefaultIntakeTimeout)
 	def(&c.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	def(&c.Server.ReadTimeout, DefaultReadTimeout)
@@ -368,6 +387,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.GitHub.AppID = id
 	}
+	if v := getenv("ADBOT_MAX_BODIES_IN_FLIGHT"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("config: ADBOT_MAX_BODIES_IN_FLIGHT=%q is not a positive number of bytes", v)
+		}
+		c.Server.MaxBodiesInFlight = n
+	}
 	if v := getenv("ADBOT_FEEDBACK_SETTLE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -465,6 +491,12 @@ func (c *Config) Validate(requireApp bool) error {
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		bad("max body bytes %d is not positive", c.Server.MaxBodyBytes)
+	}
+	if c.Server.MaxBodiesInFlight < c.Server.MaxBodyBytes {
+		bad("max bodies in flight %d is less than max body bytes %d: no full-size delivery could be read", c.Server.MaxBodiesInFlight, c.Server.MaxBodyBytes)
+	}
+	if c.Server.BusyRetryAfter < time.Second {
+		bad("busy retry after %s is under a second", c.Server.BusyRetryAfter)
 	}
 	if c.Workers < 0 {
 		bad("workers %d is negative", c.Workers)

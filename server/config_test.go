@@ -77,6 +77,14 @@ func TestLoadConfig(t *testing.T) {
 		{name: "key without id", env: map[string]string{"GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s"}, wantErr: "GITHUB_APP_ID is not"},
 		{name: "no webhook secret", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key}, wantErr: "GITHUB_WEBHOOK_SECRET is required"},
 		{name: "bad api url", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "GITHUB_V3_API_URL": "ftp://x"}, wantErr: "GitHub API URL"},
+		{name: "bodies in flight from the environment", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "ADBOT_MAX_BODIES_IN_FLIGHT": "52428800"},
+			check: func(t *testing.T, c Config) {
+				if diff := cmp.Diff(c.Server.MaxBodiesInFlight, int64(50<<20)); diff != "" {
+					t.Errorf("MaxBodiesInFlight (-got +want):\n%s", diff)
+				}
+			}},
+		{name: "bodies in flight not a number", env: map[string]string{"GITHUB_APP_ID": "1", "ADBOT_MAX_BODIES_IN_FLIGHT": "lots"}, wantErr: "ADBOT_MAX_BODIES_IN_FLIGHT"},
+		{name: "bodies in flight under one body", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "ADBOT_MAX_BODIES_IN_FLIGHT": "1000"}, wantErr: "less than max body bytes"},
 		{name: "bad nats url", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "NATS_URL": "not a url"}, wantErr: "NATS URL"},
 		{name: "creds without url", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "NATS_CREDS": keyFile}, wantErr: "NATS_CREDS is set without NATS_URL"},
 		{name: "creds file missing", env: map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": key, "GITHUB_WEBHOOK_SECRET": "s", "NATS_URL": "nats://n:4222", "NATS_CREDS": "/nonexistent.creds"}, wantErr: "NATS credentials file"},

@@ -5,8 +5,6 @@ package server
 const (
 	// LogKeyComponent names the part of the server a line comes from.
 	LogKeyComponent = "component"
-	// LogKeyJob is a job's key (bus.JobKey).
-	LogKeyJob = "job"
 	// LogKeyRunner is a runner's name.
 	LogKeyRunner = "runner"
 	// LogKeyMethod and LogKeyURL describe an HTTP call.

@@ -51,7 +51,7 @@ func (s *Server) startTokenBroker(ctx context.Context) (*nats.Subscription, erro
 		rctx, cancel := context.WithTimeout(ctx, DefaultTokenTimeout)
 		defer cancel()
 		reply, req, err := b.answer(rctx, m.Data)
-		l := log.With().Str(LogKeyJob, req.JobKey).Str(LogKeyRunner, req.Runner).Logger()
+		l := log.With().Str(bus.LogKeyJob, req.JobKey).Str(LogKeyRunner, req.Runner).Logger()
 		switch {
 		case err == nil:
 			s.metrics.tokens.WithLabelValues("granted").Inc()
@@ -99,6 +99,13 @@ func (b *tokenBroker) answer(ctx context.Context, data []byte) (bus.TokenReply, 
 	}
 	if req.JobKey == "" || req.Runner == "" {
 		return fail(fmt.Errorf("%w: token request names no job or no runner", errRefused))
+	}
+	if !bus.ValidJobKey(req.JobKey) {
+		// A key goes into a KV request's subject: an unbounded one would
+		// drop the server's connection.
+		bad := req.JobKey
+		req.JobKey = bus.Token(bad, false)
+		return fail(fmt.Errorf("%w: token request names no job key (%d bytes)", errRefused, len(bad)))
 	}
 	perms, err := tokenPermissions(req.Permissions)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -17,6 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/palantir/go-githubapp/githubapp"
 	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/handlers"
 )
 
 // Outcomes of a delivery, the "outcome" label of adbot_webhook_deliveries_total.
@@ -26,7 +31,7 @@ const (
 	outcomeUnauthorized = "unauthorized" // missing or wrong signature
 	outcomeBadRequest   = "bad_request"  // not JSON, bad headers
 	outcomeTooLarge     = "too_large"    // over MaxBodyBytes
-	outcomeUnavailable  = "unavailable"  // NATS could not take it: 503
+	outcomeUnavailable  = "unavailable"  // NATS could not take it, or too many bodies in flight: 503
 	outcomeError        = "error"        // anything else
 )
 
@@ -36,9 +41,10 @@ var errNotJSON = errors.New("webhook payload is not JSON")
 // eventName accepts GitHub's event names only, bounding the metric label.
 var eventName = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
-// webhook is the delivery intake. In order: bound the body (413), check the
-// signature over the raw bytes before anything is parsed (401), check the
-// payload is JSON (400), then hand it to go-githubapp's dispatcher, whose
+// webhook is the delivery intake. In order: reserve the body's bytes in the
+// in-flight budget (503 with Retry-After when it is spent), bound the body
+// (413), check the signature over the raw bytes before anything is parsed
+// (401), check the delivery id and that the payload is JSON (400), then hand it to go-githubapp's dispatcher, whose
 // handlers publish a command with the delivery id as message id. A handler
 // that cannot publish makes it a 503, which the redelivery sweeper repairs.
 func (s *Server) webhook() http.Handler {
@@ -47,6 +53,8 @@ func (s *Server) webhook() http.Handler {
 		githubapp.WithResponseCallback(onDispatchResponse),
 	)
 	secret := []byte(s.cfg.GitHub.WebhookSecret)
+	budget := &byteBudget{limit: s.cfg.Server.MaxBodiesInFlight}
+	retryAfter := strconv.Itoa(int(s.cfg.Server.BusyRetryAfter / time.Second))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
@@ -63,7 +71,18 @@ func (s *Server) webhook() http.Handler {
 		// up to MaxHeaderBytes, so the log takes no more than a GUID's worth.
 		log := zerolog.Ctx(r.Context()).With().
 			Str(githubapp.LogKeyDeliveryID, clipHeader(r.Header.Get("X-GitHub-Delivery"))).Logger()
-		body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, s.cfg.Server.MaxBodyBytes))
+		want := s.cfg.Server.MaxBodyBytes
+		if r.ContentLength >= 0 && r.ContentLength < want {
+			want = r.ContentLength
+		}
+		if !budget.take(want) {
+			log.Warn().Int64("bytes", want).Int64("in_flight", budget.held()).Msg("webhook bodies in flight at their bound")
+			rec.Header().Set("Retry-After", retryAfter)
+			http.Error(rec, "too many webhook bodies in flight; retry later", http.StatusServiceUnavailable)
+			return
+		}
+		defer budget.give(want)
+		body, err := readBody(http.MaxBytesReader(rec, r.Body, s.cfg.Server.MaxBodyBytes), want)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -77,6 +96,13 @@ func (s *Server) webhook() http.Handler {
 		if err := github.ValidateSignature(r.Header.Get(github.SHA256SignatureHeader), body, secret); err != nil {
 			log.Warn().Err(err).Msg("webhook signature rejected")
 			http.Error(rec, "missing or invalid X-Hub-Signature-256", http.StatusUnauthorized)
+			return
+		}
+		if id := r.Header.Get("X-GitHub-Delivery"); !bus.TokenOK(id, false) {
+			// GitHub sends a GUID: anything else would become an
+			// unbounded key and message id.
+			log.Warn().Int("length", len(id)).Msg("webhook delivery id rejected")
+			http.Error(rec, "X-GitHub-Delivery is not a delivery id (up to 128 characters of A-Z, a-z, 0-9, '-' and '_')", http.StatusBadRequest)
 			return
 		}
 		if e := r.Header.Get("X-GitHub-Event"); eventName.MatchString(e) {
@@ -95,6 +121,48 @@ func (s *Server) webhook() http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		dispatcher.ServeHTTP(rec, r)
 	})
+}
+
+// byteBudget counts the webhook body bytes held at once (MaxBodiesInFlight).
+type byteBudget struct {
+	limit int64
+	mu    sync.Mutex
+	n     int64
+}
+
+// take reserves n bytes, or reports false when that would pass the limit.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n+n > b.limit {
+		return false
+	}
+	b.n += n
+	return true
+}
+
+// give returns n bytes taken before.
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n -= n
+}
+
+func (b *byteBudget) held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// readBody reads r whole into a buffer sized for the size expected, so that
+// a body of the announced length is read without growing (and copying) the
+// buffer on the way: what the budget reserved is about what is held.
+func readBody(r io.Reader, size int64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // maxLoggedHeader bounds an unverified header value in the log: a GitHub
@@ -137,11 +205,15 @@ func checkJSON(contentType string, body []byte) error {
 func (s *Server) onDispatchError(w http.ResponseWriter, r *http.Request, err error) {
 	log := zerolog.Ctx(r.Context())
 	var ve githubapp.ValidationError
+	var pe *handlers.PayloadError
 	switch {
 	case errors.As(err, &ve):
 		// The signature was checked already: what is left is a bad header.
 		log.Warn().Err(ve.Cause).Msg("webhook delivery rejected")
 		http.Error(w, "invalid webhook headers or payload", http.StatusBadRequest)
+	case errors.As(err, &pe):
+		log.Warn().Str("reason", pe.Reason).Msg("webhook payload refused")
+		http.Error(w, pe.Error(), http.StatusBadRequest)
 	case isPayloadError(err):
 		log.Warn().Err(err).Msg("webhook payload does not decode")
 		http.Error(w, "payload does not decode", http.StatusBadRequest)

@@ -205,6 +205,7 @@ type Server struct {
 	redelivered    []int64
 	installation   map[repoKey]int64
 	faults         []*fault
+	afterComment   func(Comment)
 }
 
 // New starts a fake GitHub for t; it is closed when t ends.
@@ -399,6 +400,15 @@ func (s *Server) AddDelivery(d Delivery) Delivery {
 	}
 	s.deliveries = append(s.deliveries, d)
 	return d
+}
+
+// AfterComment calls f with every comment created through the API, once it
+// is stored and before it is answered: a test can kill the client there, as
+// a crash between posting a comment and recording it would.
+func (s *Server) AfterComment(f func(Comment)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterComment = f
 }
 
 // FailNext makes the next n requests whose method matches (any when "") and

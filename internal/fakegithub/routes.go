@@ -437,10 +437,14 @@ func (s *Server) createComment(w http.ResponseWriter, k repoKey, issueStr string
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	login := s.login(bot)
 	c := s.addCommentLocked(k.owner, k.repo, n, login, bot, text)
-	writeJSON(w, http.StatusCreated, s.commentJSON(c))
+	out, made, after := s.commentJSON(c), *c, s.afterComment
+	s.mu.Unlock()
+	if after != nil {
+		after(made) // stored, not yet answered: where a client can die
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func (s *Server) listComments(w http.ResponseWriter, r *http.Request, k repoKey, issueStr string) {

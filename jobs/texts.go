@@ -17,6 +17,11 @@ func code(s string) string {
 	return "`" + s + "`"
 }
 
+func failedText(user string, kind bus.CommandKind, delivery string) string {
+	return fmt.Sprintf("%s @%s I could not carry out this %s request: it failed in a way that trying again will not fix. "+
+		"A maintainer finds why in the server's log under delivery %s.", agentPrefix, user, code(string(kind)), code(delivery))
+}
+
 func deniedText(user, bot string) string {
 	return fmt.Sprintf("%s Hi @%s, thanks for the request! Only people with write access to this repository can ask %s "+
 		"to onboard a model or steer a job, so I'll leave this one to a maintainer. "+

@@ -1,4 +1,4 @@
-package jobs_test
+package bus_test
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/bus/bustest"
-	"github.com/nvidia/adbot/jobs"
 )
 
 // countingReader counts the job entries Find reads.
@@ -49,7 +48,7 @@ func TestFindPRReadsOnlyItsRepository(t *testing.T) {
 	kv := &countingReader{KeyValue: r.Jobs}
 	for _, repo := range []string{"models", "models.v2", ".github"} {
 		kv.gets.Store(0)
-		j, err := jobs.Find(ctx, kv, "NVIDIA", repo, 7, true)
+		j, err := bus.Find(ctx, kv, "NVIDIA", repo, 7, true)
 		if err != nil || j.Repo != repo || j.PR != 7 {
 			t.Fatalf("Find(%s, PR 7) = %+v, %v", repo, j, err)
 		}
@@ -57,10 +56,10 @@ func TestFindPRReadsOnlyItsRepository(t *testing.T) {
 			t.Errorf("Find(%s, PR 7) read %d jobs, want only its repository's one", repo, n)
 		}
 	}
-	if _, err := jobs.Find(ctx, kv, "NVIDIA", "models", 8, true); !errors.Is(err, bus.ErrNoJob) {
+	if _, err := bus.Find(ctx, kv, "NVIDIA", "models", 8, true); !errors.Is(err, bus.ErrNoJob) {
 		t.Errorf("Find(models, PR 8) error = %v, want ErrNoJob", err)
 	}
-	if _, err := jobs.Find(ctx, kv, "NVIDIA", "nothing", 7, true); !errors.Is(err, bus.ErrNoJob) {
+	if _, err := bus.Find(ctx, kv, "NVIDIA", "nothing", 7, true); !errors.Is(err, bus.ErrNoJob) {
 		t.Errorf("Find(nothing, PR 7) error = %v, want ErrNoJob", err)
 	}
 }
@@ -74,18 +73,18 @@ func TestFindPRFollowsUpdates(t *testing.T) {
 	if _, err := bus.CreateJob(ctx, r.Jobs, &bus.Job{Key: key, Owner: "NVIDIA", Repo: "models", Issue: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
+	if _, err := bus.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
 		t.Fatalf("Find before the PR is recorded: %v, want ErrNoJob", err)
 	}
 	for _, pr := range []int{5, 6} {
 		if _, err := bus.UpdateJob(ctx, r.Jobs, key, func(j *bus.Job) error { j.PR = pr; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if j, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", pr, true); err != nil || j.Key != key {
+		if j, err := bus.Find(ctx, r.Jobs, "NVIDIA", "models", pr, true); err != nil || j.Key != key {
 			t.Fatalf("Find(PR %d) = %+v, %v", pr, j, err)
 		}
 	}
-	if _, err := jobs.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
+	if _, err := bus.Find(ctx, r.Jobs, "NVIDIA", "models", 5, true); !errors.Is(err, bus.ErrNoJob) {
 		t.Fatalf("Find(old PR 5) = %v, want ErrNoJob", err)
 	}
 }
