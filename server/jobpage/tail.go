@@ -139,8 +139,12 @@ func (t *tail) add(c runners.LogChunk) []Item {
 	}
 	switch {
 	case pane == PaneAgent && c.Stream == "stdout":
-		for _, line := range t.lines(c.Step, c.Data) {
-			for _, turn := range Turns(line) {
+		for _, l := range t.lines(c.Step, c.Data) {
+			if l.note {
+				emit(KindNote, l.text)
+				continue
+			}
+			for _, turn := range Turns(l.text) {
 				emit(turn.Kind, turn.Text)
 			}
 		}
@@ -164,11 +168,17 @@ func (t *tail) add(c runners.LogChunk) []Item {
 	return out
 }
 
+// line is a whole line of a process's output, or a note standing for one.
+type line struct {
+	text string
+	note bool
+}
+
 // lines joins a process's chunks into whole lines: it returns the lines data
 // completes and keeps the rest for the next chunk. A line that grows past
 // maxLine is given up and stands as a note.
-func (t *tail) lines(step, data string) []string {
-	var out []string
+func (t *tail) lines(step, data string) []line {
+	var out []line
 	buf := t.partial[step]
 	for data != "" {
 		i := strings.IndexByte(data, '\n')
@@ -183,12 +193,12 @@ func (t *tail) lines(step, data string) []string {
 			if len(buf) > t.maxLine {
 				t.over[step] = true
 				buf = nil
-				out = append(out, fmt.Sprintf("(a stream line longer than %d bytes is left out here; the cycle's full log has it)", t.maxLine))
+				out = append(out, line{fmt.Sprintf("(a stream line longer than %d bytes is left out here; the cycle's full log has it)", t.maxLine), true})
 			}
 		}
 		if i >= 0 {
 			if !t.over[step] {
-				out = append(out, string(buf))
+				out = append(out, line{text: string(buf)})
 			}
 			buf = buf[:0:0]
 			delete(t.over, step)
