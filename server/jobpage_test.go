@@ -13,6 +13,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
+	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/server/jobpage"
 )
 
@@ -89,5 +90,61 @@ func TestJobPageConfig(t *testing.T) {
 	c.JobsPage.Allow = nil
 	if err := c.Validate(false); err == nil || !strings.Contains(err.Error(), "ADBOT_JOBS_ALLOW") {
 		t.Errorf("Validate with oauth and no logins: %v, want an error naming ADBOT_JOBS_ALLOW", err)
+	}
+}
+
+// TestJobPageStreamOutlivesTimeouts keeps a job's event stream open past the
+// server's read and write timeouts: output published after them still arrives
+// on the same connection.
+func TestJobPageStreamOutlivesTimeouts(t *testing.T) {
+	gh := fakegithub.New(t)
+	cfg := testConfig(t, gh.URL())
+	cfg.Server.ReadTimeout, cfg.Server.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond
+	s, base := startServer(t, cfg, func(s *Server) { s.noWorker = true })
+	nc, _ := s.Bus()
+	key := bus.JobKey("acme", "trt", 6)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+jobpage.Route+"/"+key+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("event stream: %s", resp.Status)
+	}
+	time.Sleep(3 * cfg.Server.WriteTimeout) // past both timeouts
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		var all strings.Builder
+		for {
+			n, err := resp.Body.Read(b)
+			all.Write(b[:n])
+			if strings.Contains(all.String(), "still here") || err != nil {
+				got <- all.String()
+				return
+			}
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// Published until it arrives: the page may subscribe after the first.
+		if err := nc.Publish(runners.LogSubjectPrefix+key, []byte(`{"cycle":1,"step":"pytest-1","seq":0,"stream":"stdout","data":"still here\n"}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-got:
+			if !strings.Contains(s, "still here") {
+				t.Fatalf("stream ended before the output came: %q", s)
+			}
+			return
+		case <-deadline:
+			t.Fatal("gave up waiting for output on the stream")
+		case <-tick.C:
+		}
 	}
 }

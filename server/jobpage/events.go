@@ -29,11 +29,15 @@ type sse struct {
 	p  *Page
 }
 
-// open starts an event stream on w: no write deadline (the stream outlives
-// the server's WriteTimeout), no caching, no proxy buffering.
+// openSSE starts an event stream on w: no read or write deadline (the
+// stream outlives the server's ReadTimeout and WriteTimeout), no caching, no
+// proxy buffering.
 func (p *Page) openSSE(w http.ResponseWriter) *sse {
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // not every ResponseWriter supports it; the stream then ends at the server's timeout and the browser reconnects
+	// Not every ResponseWriter supports these; the stream then ends at the
+	// server's timeout and the browser reconnects and catches up.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
