@@ -256,3 +256,19 @@ func TestSafeNext(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerify: no value that sign did not make for the purpose passes.
+func FuzzVerify(f *testing.F) {
+	s, err := newSigner()
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := s.sign("p", "octo-cat", time.Hour)
+	f.Add(good)
+	f.Add("b2N0by1jYXQ.99999999999.x")
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, ok := s.verify("p", v); ok && v != good {
+			t.Errorf("verify(%q) = %q, true: a value sign did not make", v, got)
+		}
+	})
+}

@@ -510,3 +510,19 @@ var cmpSorted = cmp.Transformer("sorted", func(in []string) []string {
 	}
 	return out
 })
+
+// FuzzParseEventID: ids made by eventID read back; others read as "from the start" or as some id.
+func FuzzParseEventID(f *testing.F) {
+	f.Add("lx3x1.42")
+	f.Add("..")
+	f.Add("a.18446744073709551616")
+	f.Fuzz(func(t *testing.T, id string) {
+		gen, n := parseEventID(id)
+		if gen != "" && eventID(gen, n) != id && !strings.HasPrefix(id, gen+".") {
+			t.Errorf("parseEventID(%q) = %q, %d", id, gen, n)
+		}
+		if g2, n2 := parseEventID(eventID(id, 7)); g2 != id || n2 != 7 {
+			t.Errorf("eventID(%q, 7) reads back as %q, %d", id, g2, n2)
+		}
+	})
+}

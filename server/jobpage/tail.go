@@ -163,7 +163,10 @@ func (t *tail) add(c runners.LogChunk) []Item {
 		drop++
 	}
 	if drop > 0 {
-		t.items = append(t.items[:0:0], t.items[drop:]...)
+		// Reslicing keeps taking in a chunk O(1) amortized: append copies the
+		// live items to a new array only when the old one's end is reached.
+		clear(t.items[:drop]) // let the dropped text go
+		t.items = t.items[drop:]
 	}
 	return out
 }
@@ -214,12 +217,18 @@ func (t *tail) lines(step, data string) []line {
 
 // since returns the items after n (all of them when n is 0).
 func (t *tail) since(n uint64) []Item {
-	for i, it := range t.items {
-		if it.N > n {
-			return append([]Item(nil), t.items[i:]...)
-		}
+	if len(t.items) == 0 {
+		return nil
 	}
-	return nil
+	// Items are numbered without gaps, so the first one after n is found by arithmetic.
+	i := 0
+	if first := t.items[0].N; n >= first {
+		i = int(min(n-first+1, uint64(len(t.items))))
+	}
+	if i == len(t.items) {
+		return nil
+	}
+	return append([]Item(nil), t.items[i:]...)
 }
 
 // Turn is one readable piece of an agent stream-json line.
