@@ -19,6 +19,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/jobs"
+	"github.com/nvidia/adbot/server/jobpage"
 )
 
 // Tuning values. Each has a config key that overrides it; these are the defaults.
@@ -126,6 +127,10 @@ type Config struct {
 	FeedbackSettle *time.Duration `yaml:"feedback_settle"`
 	// Logging configures the process log.
 	Logging LoggingConfig `yaml:"logging"`
+	// JobsPage says who may see the live job pages under /jobs
+	// (ADBOT_JOBS_PAGE loopback|oauth|off, ADBOT_JOBS_ALLOW,
+	// GITHUB_OAUTH_CLIENT_ID, GITHUB_OAUTH_CLIENT_SECRET).
+	JobsPage jobpage.Config `yaml:"jobs_page"`
 }
 
 // HTTPConfig configures the HTTP listener.
@@ -311,6 +316,7 @@ func (c *Config) setDefaults() {
 	if c.Logging.Level == "" {
 		c.Logging.Level = "info"
 	}
+	c.JobsPage = c.JobsPage.Normalize()
 }
 
 // LoadConfig reads the YAML file at path (none when path is empty), applies
@@ -415,6 +421,12 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	str("ADBOT_TRIGGER_LABEL", &c.TriggerLabel)
 	str("ADBOT_LOG_LEVEL", &c.Logging.Level)
 	str("ADBOT_METRICS_ADDRESS", &c.Server.MetricsAddress)
+	str("ADBOT_JOBS_PAGE", &c.JobsPage.Mode)
+	if v := getenv("ADBOT_JOBS_ALLOW"); v != "" {
+		c.JobsPage.Allow = jobpage.ParseLogins(v)
+	}
+	str("GITHUB_OAUTH_CLIENT_ID", &c.JobsPage.OAuthClientID)
+	str("GITHUB_OAUTH_CLIENT_SECRET", &c.JobsPage.OAuthClientSecret)
 	return nil
 }
 
@@ -509,6 +521,9 @@ func (c *Config) Validate(requireApp bool) error {
 	}
 	if c.Sweeper.Window <= 0 || c.Sweeper.Window > DefaultSweepWindow {
 		bad("sweeper window %s is not in (0, 72h]: GitHub keeps three days of deliveries", c.Sweeper.Window)
+	}
+	if err := c.JobsPage.Normalize().Validate(); err != nil {
+		bad("job page: %w", err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

@@ -28,6 +28,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/version"
+	"github.com/nvidia/adbot/server/jobpage"
 )
 
 // Routes.
@@ -62,6 +63,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	handler http.Handler
+	// jobs is the live job pages (nil when ADBOT_JOBS_PAGE=off).
+	jobs *jobpage.Page
 
 	// handlers receive verified deliveries; set by New, replaceable in tests.
 	handlers []githubapp.EventHandler
@@ -133,6 +136,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.handlers = handlers
+	if s.jobs, err = s.jobPage(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -342,6 +349,10 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET "+ReadyRoute, s.readyz)
+	if s.jobs != nil {
+		mux.Handle(jobpage.Route, s.jobs.Handler())
+		mux.Handle(jobpage.Route+"/", s.jobs.Handler())
+	}
 	var h http.Handler = mux
 	for _, mw := range s.middleware {
 		h = mw(h)
@@ -479,6 +490,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return g.Abort(err)
 		}
 		g.Go("sweeper", func() error { return sw.Run(ctx) })
+	}
+	if s.jobs != nil {
+		g.Go("job-page", func() error { return s.jobs.Run(ctx) })
 	}
 	for i, f := range s.extra {
 		g.Go("extra-"+strconv.Itoa(i), func() error { return f(ctx, s) })

@@ -15,6 +15,7 @@ import (
 	"github.com/nvidia/adbot/jobs"
 	"github.com/nvidia/adbot/onboarding/hub"
 	"github.com/nvidia/adbot/runners"
+	"github.com/nvidia/adbot/server/jobpage"
 )
 
 // This file connects the server to the packages that do the work: handlers/
@@ -135,4 +136,16 @@ func devRunnerConfig(cfg runners.Config, sc Config) runners.Config {
 		cfg.GitHubAPIURL = sc.GitHub.V3APIURL
 	}
 	return cfg
+}
+
+// jobPage builds the live job pages (nil when they are off).
+func (s *Server) jobPage() (*jobpage.Page, error) {
+	return jobpage.New(s.cfg.JobsPage, jobpage.Deps{
+		Conn:   s.nc,
+		Jobs:   s.res.Jobs,
+		Logs:   s.res.Logs,
+		WebURL: jobpage.WebURL(s.cfg.GitHub.V3APIURL),
+		APIURL: s.cfg.GitHub.V3APIURL,
+		HTTP:   &http.Client{Timeout: jobpage.DefaultOAuthTimeout, Transport: newTransport()},
+	})
 }
