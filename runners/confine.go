@@ -22,7 +22,7 @@ import (
 // confine prepares what a cycle's sandboxes see (Cycle.box), the job's agent
 // home, and, unless ADBOT_SANDBOX=off, the agent's egress proxy, whose every
 // refusal is logged and shown on the job's live log.
-func (r *Runner) confine(ctx context.Context, cy *Cycle) error {
+func (r *Runner) confine(ctx context.Context, cy *Cycle, sink func(proc.Chunk)) error {
 	key := cy.Msg.JobKey
 	sum := sha256.Sum256([]byte(key))
 	cy.agentHome = filepath.Join(r.cfg.DataDir, "agent", hex.EncodeToString(sum[:8]))
@@ -55,7 +55,6 @@ func (r *Runner) confine(ctx context.Context, cy *Cycle) error {
 		return fmt.Errorf("egress proxy: %w", err)
 	}
 	_ = os.Remove(sock) // a dead cycle's
-	sink := r.logSink(key, cy.Msg.Number)
 	seq := 0
 	px, err := sandbox.StartProxy(sock, r.cfg.AgentEgress, func(rf sandbox.Refusal) {
 		zerolog.Ctx(ctx).Warn().Str("method", rf.Method).Str("host", rf.Host).Str("reason", rf.Reason).Msg("agent egress refused")

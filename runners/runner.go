@@ -27,6 +27,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/bus"
@@ -50,6 +51,9 @@ type Deps struct {
 	HTTP *http.Client
 	// Policy chooses which subject to pull from (largest fitting first when nil).
 	Policy *admission.Policy
+	// Metrics registers the runner's counters (none registered when nil:
+	// they still count).
+	Metrics prometheus.Registerer
 }
 
 // Runner is one GPU host's runner daemon.
@@ -76,6 +80,7 @@ type Runner struct {
 	notReady string // why the mirror is not ready ("" once it is)
 	pace     *pacer
 
+	metrics  *runnerMetrics
 	wake     chan struct{}
 	forceCtx context.Context
 	force    context.CancelFunc
@@ -103,6 +108,7 @@ func New(cfg Config, deps Deps) (*Runner, error) {
 		deps:    deps,
 		policy:  pol,
 		running: map[string]*Cycle{},
+		metrics: newRunnerMetrics(deps.Metrics),
 		wake:    make(chan struct{}, 1),
 		mirror: &workspace.Mirror{
 			Dir:       cfg.RepoDir,

@@ -110,7 +110,7 @@ func localRunner(newWorkflow func() (runners.Workflow, error)) func(ctx context.
 		if err != nil {
 			return fmt.Errorf("local runner: %w", err)
 		}
-		deps := runners.Deps{Conn: s.nc, Workflow: wf}
+		deps := runners.Deps{Conn: s.nc, Workflow: wf, Metrics: s.reg}
 		if d, ok := s.clients.(*dryRunClientCreator); ok {
 			deps.HTTP = &http.Client{Transport: d.rt, Timeout: DefaultGitHubTimeout}
 		}
