@@ -28,7 +28,7 @@ var commands = []command{
 	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command},
 	{"send", "sign a webhook payload with the webhook secret and post it to a running server", server.SendCommand},
 	{"preflight", "size a model and check whether it fits this machine's GPUs", preflight.Command},
-	{"version", "print the version", func(context.Context, []string) error { fmt.Println("adbot", version.String()); return nil }},
+	{"version", "print the module version and the commit this binary was built from", version.Command},
 }
 
 func usage() {
