@@ -56,7 +56,7 @@ func parseConfig(fs *flag.FlagSet, path *string, args []string) (Config, error) 
 
 // ServeCommand runs `adbot serve [--config FILE]`.
 func ServeCommand(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\nEnvironment variables override the file: PORT, ADBOT_DATA_DIR, GITHUB_APP_ID,\nGITHUB_APP_PRIVATE_KEY(_FILE), GITHUB_WEBHOOK_SECRET, GITHUB_V3_API_URL, NATS_URL, NATS_CREDS,\nADBOT_NATS_PORT, ADBOT_NATS_TOKEN, HF_ENDPOINT, HF_TOKEN, ADBOT_TRIGGER_LABEL, ADBOT_FEEDBACK_SETTLE, ADBOT_LOG_LEVEL.")
+	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\n\n"+EnvHelp())
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
