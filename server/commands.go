@@ -77,12 +77,17 @@ func ServeCommand(ctx context.Context, args []string) error {
 // local runner in one process. Without App credentials every GitHub call is
 // printed instead of sent; without a webhook secret one is generated and printed.
 func DevCommand(ctx context.Context, args []string) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--grant LOGIN=PERMISSION,...]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process. Without GITHUB_APP_ID and a private key, GitHub calls\nare printed, not sent. Without GITHUB_WEBHOOK_SECRET a secret is generated and printed\nfor `adbot send`.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
+	grant := fs.String("grant", "", "without App credentials: repository permission of each `login=permission` (comma-separated; e.g. maint=write); anyone else has read, which may not start an onboarding")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
+	}
+	grants, err := ParseGrants(*grant)
+	if err != nil {
+		return fmt.Errorf("--grant: %w", err)
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
@@ -106,8 +111,9 @@ func DevCommand(ctx context.Context, args []string) error {
 	}
 	opts := []Option{WithLogger(log), WithRun(localRunner())}
 	if !cfg.GitHub.HasApp() {
-		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
-		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger()), true))
+		log.Warn().Interface("grants", grants).Msg("no GitHub App credentials: GitHub calls are printed, not sent; logins not granted with --grant have read permission")
+		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger(),
+			DryRunOutput(os.Stdout), DryRunPermissions(grants)), true))
 		cfg.Sweeper.Disabled = true
 	}
 	s, err := New(cfg, opts...)
