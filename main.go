@@ -27,6 +27,7 @@ var commands = []command{
 	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them", server.DevCommand},
 	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command},
 	{"send", "sign a webhook payload with the webhook secret and post it to a running server", server.SendCommand},
+	{"status", "show jobs, queues and runners from the bus (--json for one object)", server.StatusCommand},
 	{"preflight", "size a model and check whether it fits this machine's GPUs", preflight.Command},
 	{"version", "print the module version and the commit this binary was built from", version.Command},
 }
