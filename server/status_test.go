@@ -143,7 +143,10 @@ func TestStatusCommand(t *testing.T) {
 	empty := bustest.Server(t)
 	t.Setenv("NATS_URL", empty.ClientURL())
 	var err error
-	out = captureStdout(t, func() error { err = StatusCommand(context.Background(), []string{"--json", "--timeout", "5s"}); return nil })
+	out = captureStdout(t, func() error {
+		err = StatusCommand(context.Background(), []string{"--json", "--timeout", "5s"})
+		return nil
+	})
 	var e struct{ Error string }
 	if err == nil || json.Unmarshal(out, &e) != nil || !strings.Contains(e.Error, bus.CycleStream) {
 		t.Errorf("status without the streams: err %v, output %s", err, out)
