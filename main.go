@@ -23,6 +23,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"setup", "create the GitHub App from deploy/app-manifest.json and write its id, key and webhook secret", server.SetupCommand},
 	{"serve", "run the webhook server (and the embedded NATS server unless NATS_URL is set)", server.ServeCommand},
 	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them", server.DevCommand},
 	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command},

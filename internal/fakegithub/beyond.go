@@ -41,6 +41,14 @@ var beyondDescription = []handChecked{
 			"the description's subset has the issue and issue comment reactions only",
 		check: checkReaction,
 	},
+	{
+		method:      http.MethodPost,
+		path:        "/app-manifests/{code}/conversions",
+		operationID: "apps/create-from-manifest",
+		why: "adbot setup converts the code of the GitHub App manifest flow into the App's id, key and " +
+			"webhook secret; the description's subset has no manifest operations",
+		check: checkManifestConversion,
+	},
 }
 
 // handCheckedOp returns the operation of beyondDescription that method and
