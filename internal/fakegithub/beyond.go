@@ -37,7 +37,7 @@ var beyondDescription = []handChecked{
 		method:      http.MethodPost,
 		path:        "/repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions",
 		operationID: "reactions/create-for-pull-request-review-comment",
-		why: "the command worker puts 👀 on a review's line comment (DESIGN.md, GitHub contract); " +
+		why: "the command worker puts 👀 on a review's line comment (docs/design.md); " +
 			"the description's subset has the issue and issue comment reactions only",
 		check: checkReaction,
 	},
