@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -228,5 +229,33 @@ func TestQueueConcurrentReaders(t *testing.T) {
 		if n != 1 {
 			t.Errorf("reader %d: position %d, want 1", i, n)
 		}
+	}
+}
+
+// BenchmarkWaiting measures one read of a GPU count's queue (what the
+// worker does at most once a second per GPU count, and adbot status once per
+// GPU count) with n jobs waiting, on an embedded JetStream with a file store.
+func BenchmarkWaiting(b *testing.B) {
+	for _, n := range []int{10, 100, MaxQueueScan} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			_, _, res := bustest.Start(b)
+			ctx := context.Background()
+			for i := 1; i <= n; i++ {
+				key := bus.JobKey("octo", "models", i)
+				if _, err := bus.CreateJob(ctx, res.Jobs, &bus.Job{Key: key, Owner: "octo", Repo: "models", Issue: i, ModelID: "octo/m", GPUs: 4}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := bus.Enqueue(ctx, res, key, bus.KindOnboard, nil, "", nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				wl, err := Waiting(ctx, res, 4)
+				if err != nil || len(wl.Jobs) != n {
+					b.Fatalf("Waiting = %d jobs, %v; want %d", len(wl.Jobs), err, n)
+				}
+			}
+		})
 	}
 }
