@@ -47,9 +47,12 @@ type JobRow struct {
 	GPUs  int    `json:"gpus"`
 	Issue string `json:"issue"`
 	// PR is the pull request's URL, "" before there is one.
-	PR     string `json:"pr,omitempty"`
-	Runner string `json:"runner,omitempty"`
-	Note   string `json:"note,omitempty"`
+	PR string `json:"pr,omitempty"`
+	// HeadSHA is the pull request head the bot last tested: the only commit
+	// an approval counts for.
+	HeadSHA string `json:"head_sha,omitempty"`
+	Runner  string `json:"runner,omitempty"`
+	Note    string `json:"note,omitempty"`
 	// AgeSeconds is the time since the job was created.
 	AgeSeconds int64     `json:"age_seconds"`
 	Created    time.Time `json:"created"`
@@ -124,8 +127,8 @@ func ReadSnapshot(ctx context.Context, r *bus.Resources, now time.Time, all bool
 			continue
 		}
 		row := JobRow{Key: j.Key, Model: j.ModelID, Status: string(j.Status), Phase: j.Phase, Cycle: j.Cycle, GPUs: j.GPUs,
-			Issue:  fmt.Sprintf("https://github.com/%s/%s/issues/%d", j.Owner, j.Repo, j.Issue),
-			Runner: j.Runner, Note: j.Note, AgeSeconds: int64(now.Sub(j.Created) / time.Second), Created: j.Created, Updated: j.Updated}
+			Issue:   fmt.Sprintf("https://github.com/%s/%s/issues/%d", j.Owner, j.Repo, j.Issue),
+			HeadSHA: j.HeadSHA, Runner: j.Runner, Note: j.Note, AgeSeconds: int64(now.Sub(j.Created) / time.Second), Created: j.Created, Updated: j.Updated}
 		if j.PR != 0 {
 			row.PR = fmt.Sprintf("https://github.com/%s/%s/pull/%d", j.Owner, j.Repo, j.PR)
 		}
