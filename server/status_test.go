@@ -189,3 +189,26 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestStatusNATSURL(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"embedded on every interface", nil, "nats://127.0.0.1:4222"},
+		{"embedded elsewhere", map[string]string{"ADBOT_NATS_HOST": "10.0.0.5", "ADBOT_NATS_PORT": "4333"}, "nats://10.0.0.5:4333"},
+		{"IPv6 any", map[string]string{"ADBOT_NATS_HOST": "::"}, "nats://127.0.0.1:4222"},
+		{"external", map[string]string{"NATS_URL": "nats://a:4222,nats://b:4222"}, "nats://a:4222,nats://b:4222"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := LoadConfig("", func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(statusNATSURL(c), tc.want); diff != "" {
+				t.Errorf("URL (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
