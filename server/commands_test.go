@@ -22,7 +22,7 @@ import (
 )
 
 func TestSignTestVector(t *testing.T) {
-	// docs.github.com's test vector (FACTS.md).
+	// docs.github.com's test vector ("Validating webhook deliveries").
 	got := Sign("It's a Secret to Everybody", []byte("Hello, World!"))
 	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	if got != want {

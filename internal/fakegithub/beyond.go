@@ -79,7 +79,7 @@ func handCheckedOp(method, path string) *handChecked {
 	return nil
 }
 
-// reactionContents are the reactions GitHub accepts (FACTS.md "Reactions").
+// reactionContents are the reactions GitHub accepts (GitHub REST documentation, "Reactions").
 var reactionContents = []string{"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
 
 // checkReaction checks a "create reaction" body as GitHub documents it (and as
