@@ -106,7 +106,7 @@ func DevCommand(ctx context.Context, args []string) error {
 	}
 	if cfg.GitHub.WebhookSecret == "" {
 		cfg.GitHub.WebhookSecret = randomHex(32)
-		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues payload.json\n\n",
+		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues examples/onboard.issues.json\n\n",
 			cfg.GitHub.WebhookSecret, cfg.Server.Port, WebhookRoute)
 	}
 	opts := []Option{WithLogger(log), WithRun(localRunner())}
