@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -82,6 +83,22 @@ func TestMetricsLoopbackByDefault(t *testing.T) {
 			}
 			if diff := cmp.Diff(c.Server.MetricsAddress, tc.want); diff != "" {
 				t.Errorf("metrics address (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReadmeListsEveryKey: README.md's configuration table names every
+// variable adbot serve reads, with its default.
+func TestReadmeListsEveryKey(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range EnvKeys {
+		t.Run(k.Name, func(t *testing.T) {
+			if !strings.Contains(string(b), "| `"+k.Name+"` |") {
+				t.Errorf("README.md has no table row for %s", k.Name)
 			}
 		})
 	}
