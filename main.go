@@ -24,13 +24,15 @@ type command struct {
 }
 
 var commands = []command{
+	{"setup", "create the GitHub App from deploy/app-manifest.json and write its id, key and webhook secret", server.SetupCommand},
 	{"serve", "run the webhook server (and the embedded NATS server unless NATS_URL is set)", server.ServeCommand},
 	{"dev", "run server, embedded NATS and a local runner in one process; without App credentials, print GitHub calls instead of sending them",
 		server.DevCommand(onboardingWorkflow)},
 	{"runner", "run a GPU runner that takes cycles from NATS", runners.Command(onboardingWorkflow)},
 	{"send", "sign a webhook payload with the webhook secret and post it to a running server", server.SendCommand},
+	{"status", "show jobs, queues and runners from the bus (--json for one object)", server.StatusCommand},
 	{"preflight", "size a model and check whether it fits this machine's GPUs", preflight.Command},
-	{"version", "print the version", func(context.Context, []string) error { fmt.Println("adbot", version.String()); return nil }},
+	{"version", "print the module version and the commit this binary was built from", version.Command},
 }
 
 // onboardingWorkflow is the onboarding workflow, configured from the

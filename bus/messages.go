@@ -204,7 +204,7 @@ type TokenReply struct {
 // CommandKind is what a GitHub event asks of adbot.
 type CommandKind string
 
-// The commands an event can turn into (DESIGN.md "Events → commands").
+// The commands an event can turn into (docs/design.md, "Events and commands").
 const (
 	CmdOnboard  CommandKind = "onboard"
 	CmdFeedback CommandKind = "feedback"

@@ -131,7 +131,7 @@ type base struct{ Deps }
 
 // ignore logs why an event needs nothing and returns nil.
 func ignore(ctx context.Context, reason string) error {
-	zerolog.Ctx(ctx).Debug().Str(LogKeyIgnored, reason).Msg("Ignoring event")
+	zerolog.Ctx(ctx).Info().Str(LogKeyIgnored, reason).Msg("Ignoring event")
 	return nil
 }
 

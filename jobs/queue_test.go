@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +21,7 @@ func TestQueueCache(t *testing.T) {
 	ctx := context.Background()
 	publish := func(n int) {
 		t.Helper()
-		j := &bus.Job{Key: bus.JobKey("octo", "models", n), Owner: "octo", Repo: "models", Issue: n, GPUs: 4}
-		if err := bus.PublishCycle(ctx, res.JS, bus.NextCycle(j, bus.KindOnboard, nil, "")); err != nil {
-			t.Fatal(err)
-		}
-		// The consumer counts a stored message a moment after the publish
-		// is acknowledged: wait until it does, so the cache reads it.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := res.Cycles.Consumer(ctx, bus.ConsumerName(4))
-			if err == nil && c.CachedInfo().NumPending >= uint64(n) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the consumer never counted %d pending cycles", n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		enqueue(t, res, n, 4)
 	}
 	presence := func(name string, gpus int) {
 		t.Helper()
@@ -87,6 +73,88 @@ func TestQueueCache(t *testing.T) {
 	}
 }
 
+// enqueue creates job octo/models#n needing gpus GPUs and queues its first
+// cycle as the worker does.
+func enqueue(t *testing.T, res *bus.Resources, n, gpus int) string {
+	t.Helper()
+	ctx := context.Background()
+	key := bus.JobKey("octo", "models", n)
+	j := &bus.Job{Key: key, Owner: "octo", Repo: "models", Issue: n, ModelID: "octo/m", GPUs: gpus}
+	if _, err := bus.CreateJob(ctx, res.Jobs, j); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Enqueue(ctx, res, key, bus.KindOnboard, nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestQueuePosition: a job's place counts only the jobs that wait ahead of
+// it for the same GPU count: not itself twice, not the jobs behind it, not a
+// cancelled job, not another GPU count, and it does not grow as others join.
+func TestQueuePosition(t *testing.T) {
+	_, _, res := bustest.Start(t)
+	ctx := context.Background()
+	first := enqueue(t, res, 1, 4)
+	cancelled := enqueue(t, res, 2, 4)
+	other := enqueue(t, res, 3, 2)
+	third := enqueue(t, res, 4, 4)
+	if _, err := bus.UpdateJob(ctx, res.Jobs, cancelled, func(j *bus.Job) error {
+		j.Status = bus.StatusCancelled
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	position := func(key string, gpus int) int {
+		t.Helper()
+		q := newQueueCache(res, time.Nanosecond)
+		n, ok := q.Position(ctx, gpus, key)
+		if !ok {
+			t.Fatalf("Position(%s) unknown", key)
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		key  string
+		gpus int
+		want int
+	}{
+		{"first in line", first, 4, 1},
+		{"behind a cancelled job", third, 4, 2},
+		{"alone on its GPU count", other, 2, 1},
+		{"not yet on the stream comes last", bus.JobKey("octo", "models", 99), 4, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := position(tc.key, tc.gpus); got != tc.want {
+				t.Errorf("position = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// More jobs behind it leave the first where it is (1, not 2, 3...).
+	enqueue(t, res, 5, 4)
+	enqueue(t, res, 6, 4)
+	if got := position(first, 4); got != 1 {
+		t.Errorf("position after two more jobs = %d, want 1", got)
+	}
+	// A retried job's old cycle counts once: only its newest cycle waits.
+	if _, err := bus.Enqueue(ctx, res, first, bus.KindRetry, nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	wl, err := Waiting(ctx, res, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range wl.Jobs {
+		got = append(got, c.Job)
+	}
+	want := []string{third, bus.JobKey("octo", "models", 5), bus.JobKey("octo", "models", 6), first}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("waiting jobs (-got +want):\n%s", diff)
+	}
+}
+
 func TestWithReason(t *testing.T) {
 	tests := []struct{ note, reason, want string }{
 		{"", "", ""},
@@ -134,5 +202,60 @@ func TestWorkerRunFailsWhenItsConsumerGoes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run still running 10s after its consumer was deleted")
+	}
+}
+
+// TestQueueConcurrentReaders: many commands asking at once, on a cache that
+// is always stale, all get an answer (the first ones wait for the one read
+// in flight; later ones take the last list), and the race detector is quiet.
+func TestQueueConcurrentReaders(t *testing.T) {
+	_, _, res := bustest.Start(t)
+	ctx := context.Background()
+	key := enqueue(t, res, 1, 8)
+	q := newQueueCache(res, time.Nanosecond)
+	var wg sync.WaitGroup
+	got := make([]int, 16)
+	for i := range got {
+		wg.Go(func() {
+			n, ok := q.Position(ctx, 8, key)
+			if !ok {
+				n = -1
+			}
+			got[i] = n
+		})
+	}
+	wg.Wait()
+	for i, n := range got {
+		if n != 1 {
+			t.Errorf("reader %d: position %d, want 1", i, n)
+		}
+	}
+}
+
+// BenchmarkWaiting measures one read of a GPU count's queue (what the
+// worker does at most once a second per GPU count, and adbot status once per
+// GPU count) with n jobs waiting, on an embedded JetStream with a file store.
+func BenchmarkWaiting(b *testing.B) {
+	for _, n := range []int{10, 100, MaxQueueScan} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			_, _, res := bustest.Start(b)
+			ctx := context.Background()
+			for i := 1; i <= n; i++ {
+				key := bus.JobKey("octo", "models", i)
+				if _, err := bus.CreateJob(ctx, res.Jobs, &bus.Job{Key: key, Owner: "octo", Repo: "models", Issue: i, ModelID: "octo/m", GPUs: 4}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := bus.Enqueue(ctx, res, key, bus.KindOnboard, nil, "", nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				wl, err := Waiting(ctx, res, 4)
+				if err != nil || len(wl.Jobs) != n {
+					b.Fatalf("Waiting = %d jobs, %v; want %d", len(wl.Jobs), err, n)
+				}
+			}
+		})
 	}
 }

@@ -59,7 +59,7 @@ func parseConfig(fs *flag.FlagSet, path *string, args []string) (Config, error) 
 
 // ServeCommand runs `adbot serve [--config FILE]`.
 func ServeCommand(ctx context.Context, args []string) error {
-	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\nEnvironment variables override the file: PORT, ADBOT_DATA_DIR, GITHUB_APP_ID,\nGITHUB_APP_PRIVATE_KEY(_FILE), GITHUB_WEBHOOK_SECRET, GITHUB_V3_API_URL, NATS_URL, NATS_CREDS,\nADBOT_NATS_PORT, ADBOT_NATS_TOKEN, HF_ENDPOINT, HF_TOKEN, ADBOT_TRIGGER_LABEL, ADBOT_FEEDBACK_SETTLE, ADBOT_LOG_LEVEL.")
+	fs := newFlagSet("serve", "adbot serve [--config FILE]\n\nRuns the webhook server, and the embedded NATS server unless NATS_URL is set.\n\n"+EnvHelp())
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
@@ -84,13 +84,18 @@ func DevCommand(newWorkflow func() (runners.Workflow, error)) func(ctx context.C
 }
 
 func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.Workflow, error)) error {
-	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process (its mirror and worktrees under <data dir>/runner).\nWithout GITHUB_APP_ID and a private key, GitHub calls are printed, not sent. Without\nGITHUB_WEBHOOK_SECRET a secret is generated and printed for `adbot send`.\n\nOn a laptop: --demo runs one whole onboarding cycle with mock GPUs, a stand-in agent and\nend-to-end script, and a demo TensorRT-LLM remote. Or by hand: ADBOT_GPUS=mock:8xH100-80GB\nmocks idle GPUs, and ADBOT_TRTLLM_REMOTE set to a local bare repository (a path or file://\nURL) spares the clone from GitHub.")
+	fs := newFlagSet("dev", "adbot dev [--config FILE] [--port N] [--demo] [--grant LOGIN=PERMISSION,...]\n\nRuns the server, an embedded NATS server (store under ADBOT_DATA_DIR, default ./.data)\nand a local runner in one process (its mirror and worktrees under <data dir>/runner).\nWithout GITHUB_APP_ID and a private key, GitHub calls are printed, not sent. Without\nGITHUB_WEBHOOK_SECRET a secret is generated and printed for `adbot send`.\n\nOn a laptop: --demo runs one whole onboarding cycle with mock GPUs, a stand-in agent and\nend-to-end script, and a demo TensorRT-LLM remote. Or by hand: ADBOT_GPUS=mock:8xH100-80GB\nmocks idle GPUs, and ADBOT_TRTLLM_REMOTE set to a local bare repository (a path or file://\nURL) spares the clone from GitHub.")
 	path := fs.String("config", "", "YAML configuration `file` (optional)")
 	port := fs.Int("port", 0, "HTTP `port` (default $PORT or 8080)")
 	demo := fs.Bool("demo", false, "run the local runner against a demo TensorRT-LLM remote with stand-ins for the agent and the GPUs (see server/demo.go)")
+	grant := fs.String("grant", "", "without App credentials: repository permission of each `login=permission` (comma-separated; e.g. maint=write); anyone else has read, which may not start an onboarding (--demo grants its own demo maintainer write)")
 	cfg, err := parseConfig(fs, path, args)
 	if err != nil {
 		return err
+	}
+	grants, err := ParseGrants(*grant)
+	if err != nil {
+		return fmt.Errorf("--grant: %w", err)
 	}
 	if *port != 0 {
 		cfg.Server.Port = *port
@@ -103,6 +108,12 @@ func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.
 	if *demo {
 		if err := setupDemo(ctx, cfg.DataDir, cfg.Server.Port, osEnv, os.Stdout); err != nil {
 			return err
+		}
+		if _, ok := grants[DemoMaintainer]; !ok {
+			if grants == nil {
+				grants = map[string]string{}
+			}
+			grants[DemoMaintainer] = "write"
 		}
 	}
 	// dev is for one machine: listen on loopback unless told otherwise.
@@ -119,13 +130,14 @@ func devCommand(ctx context.Context, args []string, newWorkflow func() (runners.
 	}
 	if cfg.GitHub.WebhookSecret == "" {
 		cfg.GitHub.WebhookSecret = randomHex(32)
-		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues payload.json\n\n",
+		fmt.Printf("No GITHUB_WEBHOOK_SECRET set; this run uses a generated one:\n\n  export GITHUB_WEBHOOK_SECRET=%s\n\nthen: adbot send --url http://localhost:%d%s issues examples/onboard.issues.json\n\n",
 			cfg.GitHub.WebhookSecret, cfg.Server.Port, WebhookRoute)
 	}
 	opts := []Option{WithLogger(log), WithRun(localRunner(newWorkflow))}
 	if !cfg.GitHub.HasApp() {
-		log.Warn().Msg("no GitHub App credentials: GitHub calls are printed, not sent")
-		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger()), true))
+		log.Warn().Interface("grants", grants).Msg("no GitHub App credentials: GitHub calls are printed, not sent; logins not granted with --grant have read permission")
+		opts = append(opts, WithClientCreator(NewDryRunClientCreator(log.With().Str(LogKeyComponent, "github-dry-run").Logger(),
+			DryRunOutput(os.Stdout), DryRunPermissions(grants)), true))
 		cfg.Sweeper.Disabled = true
 	}
 	s, err := New(cfg, opts...)

@@ -22,7 +22,7 @@ import (
 )
 
 func TestSignTestVector(t *testing.T) {
-	// docs.github.com's test vector (FACTS.md).
+	// docs.github.com's test vector ("Validating webhook deliveries").
 	got := Sign("It's a Secret to Everybody", []byte("Hello, World!"))
 	want := "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 	if got != want {
@@ -116,7 +116,7 @@ func TestCommandsHelp(t *testing.T) {
 
 func TestDryRunClients(t *testing.T) {
 	var logs bytes.Buffer
-	cc := NewDryRunClientCreator(zerolog.New(&logs))
+	cc := NewDryRunClientCreator(zerolog.New(&logs), DryRunPermissions(map[string]string{"alice": "write"}))
 	ctx := context.Background()
 	gh, err := cc.NewInstallationClient(42)
 	if err != nil {
@@ -133,6 +133,11 @@ func TestDryRunClients(t *testing.T) {
 	perm, _, err := gh.Repositories.GetPermissionLevel(ctx, "o", "r", "alice")
 	if err != nil || perm.GetPermission() != "write" {
 		t.Fatalf("permission = %+v, %v", perm, err)
+	}
+	// A login no grant names may read, not onboard.
+	perm, _, err = gh.Repositories.GetPermissionLevel(ctx, "o", "r", "mallory")
+	if err != nil || perm.GetPermission() != DryRunDefaultPermission {
+		t.Fatalf("permission of an ungranted login = %+v, %v; want %s", perm, err, DryRunDefaultPermission)
 	}
 	if _, _, err := gh.Issues.EditComment(ctx, "o", "r", c.GetID(), &github.IssueComment{Body: github.String("[AGENT] edited")}); err != nil {
 		t.Fatal(err)
@@ -157,8 +162,8 @@ func TestDryRunClients(t *testing.T) {
 			t.Errorf("dry-run log lacks %s\nlog:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "\n"); n != 6 {
-		t.Errorf("dry-run log has %d lines, want one per call (6):\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 7 {
+		t.Errorf("dry-run log has %d lines, want one per call (7):\n%s", n, out)
 	}
 }
 

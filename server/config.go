@@ -57,9 +57,10 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
-	// DefaultMetricsAddress serves /metrics apart from the public port, where
-	// only the platform's scraper reaches it (fly.toml [metrics]).
-	DefaultMetricsAddress = ":9091"
+	// DefaultMetricsAddress serves /metrics apart from the public port, on
+	// loopback: only this host reaches it unless ADBOT_METRICS_ADDRESS says
+	// otherwise (fly.toml sets ":9091" for the platform's scraper).
+	DefaultMetricsAddress = "127.0.0.1:9091"
 	// DefaultShutdownTimeout is how long in-flight requests get to finish on shutdown.
 	DefaultShutdownTimeout = 15 * time.Second
 
@@ -359,6 +360,54 @@ func decodeConfig(b []byte, c *Config) error {
 		return fmt.Errorf("decode yaml: %w", err)
 	}
 	return nil
+}
+
+// EnvKey is one environment variable adbot serve reads.
+type EnvKey struct {
+	// Name is the variable.
+	Name string
+	// Default is what applies when it is unset, in words.
+	Default string
+	// What says what it sets.
+	What string
+}
+
+// EnvKeys lists every environment variable applyEnv reads, in the order
+// `adbot serve --help` prints them. A test holds the two together.
+var EnvKeys = []EnvKey{
+	{"PORT", strconv.Itoa(DefaultPort), "HTTP port of the webhook, /healthz and /readyz"},
+	{"ADBOT_DATA_DIR", DefaultDataDir, "folder of the embedded JetStream store"},
+	{"GITHUB_APP_ID", "none (required by serve)", "the GitHub App's id"},
+	{"GITHUB_APP_PRIVATE_KEY", "none", "the App's PEM private key itself"},
+	{"GITHUB_APP_PRIVATE_KEY_FILE", "none", "a file holding the App's private key (instead of the key itself)"},
+	{"GITHUB_WEBHOOK_SECRET", "none (required)", "the secret every delivery is signed with"},
+	{"GITHUB_V3_API_URL", DefaultV3APIURL, "GitHub's REST API (GitHub Enterprise: https://HOST/api/v3/)"},
+	{"NATS_URL", "none: start the embedded NATS server", "external NATS server or cluster, comma-separated URLs"},
+	{"NATS_CREDS", "none", "NATS credentials file for NATS_URL"},
+	{"ADBOT_NATS_HOST", DefaultNATSHost, "interface the embedded NATS server listens on"},
+	{"ADBOT_NATS_PORT", strconv.Itoa(DefaultNATSPort), "client port of the embedded NATS server (-1: any free port)"},
+	{"ADBOT_NATS_TOKEN", "none (warned about off loopback)", "token every client of the embedded NATS server must give"},
+	{"HF_ENDPOINT", DefaultHubEndpoint, "the HuggingFace Hub"},
+	{"HF_TOKEN", "none", "HuggingFace token for gated and private models"},
+	{"ADBOT_TRIGGER_LABEL", DefaultTriggerLabel, "issue label that asks for an onboarding"},
+	{"ADBOT_FEEDBACK_SETTLE", DefaultFeedbackSettle.String(), "how long review remarks wait for the rest of a burst (0: at once)"},
+	{"ADBOT_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"ADBOT_METRICS_ADDRESS", DefaultMetricsAddress, "host:port of the Prometheus /metrics listener, or off"},
+	{"ADBOT_MAX_BODIES_IN_FLIGHT", strconv.Itoa(DefaultMaxBodiesInFlight), "bytes of webhook bodies read at once; past it: 503 with Retry-After"},
+	{"ADBOT_JOBS_PAGE", "loopback", "the live job pages /jobs: loopback (local clients only), oauth (GitHub sign-in), or off"},
+	{"ADBOT_JOBS_ALLOW", "none", "with oauth: the GitHub logins allowed to see /jobs (comma-separated)"},
+	{"GITHUB_OAUTH_CLIENT_ID", "none", "with oauth: the OAuth client id (callback <public URL>/jobs/-/auth/callback)"},
+	{"GITHUB_OAUTH_CLIENT_SECRET", "none", "with oauth: the OAuth client secret"},
+}
+
+// EnvHelp is the environment section of `adbot serve --help`.
+func EnvHelp() string {
+	var b strings.Builder
+	b.WriteString("Environment (overrides the file; default in brackets):\n")
+	for _, k := range EnvKeys {
+		fmt.Fprintf(&b, "  %-28s %s [%s]\n", k.Name, k.What, k.Default)
+	}
+	return b.String()
 }
 
 // applyEnv overrides c with every environment variable that is set and non-empty.

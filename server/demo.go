@@ -16,6 +16,10 @@ import (
 // DemoGPUs is the mock GPU inventory `adbot dev --demo` gives its runner.
 const DemoGPUs = "mock:8xH100-80GB"
 
+// DemoMaintainer is the login of the demo's payloads, which adbot dev
+// --demo grants write permission on the dry-run GitHub.
+const DemoMaintainer = "demo-maintainer"
+
 // DemoDirName is the folder under the data dir that holds the demo remote,
 // the stand-in scripts and their state.
 const DemoDirName = "demo"
@@ -154,7 +158,7 @@ const demoIssue = `{
     "body": "Please onboard this model into AutoDeploy.",
     "state": "open",
     "author_association": "OWNER",
-    "user": {"login": "demo-maintainer", "id": 1001, "type": "User"}
+    "user": {"login": "` + DemoMaintainer + `", "id": 1001, "type": "User"}
   },
   "repository": {
     "id": 1,
@@ -164,7 +168,7 @@ const demoIssue = `{
     "default_branch": "main",
     "owner": {"login": "demo", "id": 1000, "type": "Organization"}
   },
-  "sender": {"login": "demo-maintainer", "id": 1001, "type": "User"},
+  "sender": {"login": "` + DemoMaintainer + `", "id": 1001, "type": "User"},
   "installation": {"id": 1}
 }
 `

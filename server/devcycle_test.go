@@ -70,7 +70,7 @@ func TestDevWholeCycle(t *testing.T) {
 		return runners.Onboarding(workflow.New(o)), err
 	}
 	go func() {
-		done <- DevCommand(onboardingWorkflow)(ctx, []string{"--demo", "--port", strconv.Itoa(httpPort)})
+		done <- DevCommand(onboardingWorkflow)(ctx, []string{"--demo", "--grant", "alice=write", "--port", strconv.Itoa(httpPort)})
 	}()
 	stop := func() {
 		cancel()

@@ -244,7 +244,7 @@ func isBusError(err error) bool {
 // onDispatchResponse answers 200 for handled events and 202 for event types no handler takes.
 func onDispatchResponse(w http.ResponseWriter, r *http.Request, event string, handled bool) {
 	if !handled {
-		zerolog.Ctx(r.Context()).Debug().Msg("no handler for event type: ignored")
+		zerolog.Ctx(r.Context()).Info().Str("ignored", "adbot takes no "+event+" events").Msg("Ignoring event")
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}

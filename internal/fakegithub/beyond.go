@@ -37,7 +37,7 @@ var beyondDescription = []handChecked{
 		method:      http.MethodPost,
 		path:        "/repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions",
 		operationID: "reactions/create-for-pull-request-review-comment",
-		why: "the command worker puts 👀 on a review's line comment (DESIGN.md, GitHub contract); " +
+		why: "the command worker puts 👀 on a review's line comment (docs/design.md); " +
 			"the description's subset has the issue and issue comment reactions only",
 		check: checkReaction,
 	},
@@ -54,6 +54,14 @@ var beyondDescription = []handChecked{
 		operationID: "pulls/create-reply-for-review-comment",
 		why:         "an update cycle answers each review line comment in its thread",
 		check:       checkReply,
+	},
+	{
+		method:      http.MethodPost,
+		path:        "/app-manifests/{code}/conversions",
+		operationID: "apps/create-from-manifest",
+		why: "adbot setup converts the code of the GitHub App manifest flow into the App's id, key and " +
+			"webhook secret; the description's subset has no manifest operations",
+		check: checkManifestConversion,
 	},
 }
 
@@ -151,7 +159,7 @@ func handCheckedOp(method, path string) *handChecked {
 	return nil
 }
 
-// reactionContents are the reactions GitHub accepts (FACTS.md "Reactions").
+// reactionContents are the reactions GitHub accepts (GitHub REST documentation, "Reactions").
 var reactionContents = []string{"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}
 
 // checkReaction checks a "create reaction" body as GitHub documents it (and as

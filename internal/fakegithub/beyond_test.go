@@ -27,6 +27,7 @@ func TestBeyondDescriptionIsNotDescribed(t *testing.T) {
 		}
 		path = strings.Replace(path, "{comment_id}", "1", 1)
 		path = strings.Replace(path, "{pull_number}", "2", 1)
+		path = strings.Replace(path, "{code}", "abc", 1)
 		if strings.Contains(path, "{") {
 			t.Fatalf("%s: fill in the path parameters of %s", op.operationID, op.path)
 		}

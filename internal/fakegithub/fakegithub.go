@@ -206,6 +206,7 @@ type Server struct {
 	installation   map[repoKey]int64
 	faults         []*fault
 	afterComment   func(Comment)
+	manifests      map[string]*Manifest // manifest flow code -> the App it makes (manifest.go)
 }
 
 // New starts a fake GitHub for t; it is closed when t ends.
@@ -555,6 +556,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Query: r.URL.Query(), Body: body, Header: r.Header.Clone()})
 	s.mu.Unlock()
 
+	if isManifestConversion(r.Method, path) {
+		// The manifest flow's conversion is called before any credential exists.
+		s.convertManifest(w, r, path, body)
+		return
+	}
 	auth := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(auth, " ")
 	scheme = strings.ToLower(scheme)

@@ -61,6 +61,9 @@ type Result struct {
 	// GPUs is this machine's inventory as read through NVML (empty without).
 	GPUs   []sizing.GPU   `json:"gpus"`
 	Survey *survey.Report `json:"survey,omitempty"`
+	// Registered is the model's own active registry entry, when the survey
+	// found one: the model is onboarded already.
+	Registered *survey.Member `json:"registered,omitempty"`
 	// Warnings are things that went wrong without stopping the preflight.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -92,10 +95,17 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("preflight: want one model id, got %d arguments", len(pos))
+		err := fmt.Errorf("want one model id, got %d arguments", len(pos))
+		if *asJSON {
+			writeJSONError(r.Stdout, err)
+		}
+		return err
 	}
 	id := pos[0]
 	if err := hub.ValidateModelID(id); err != nil {
+		if *asJSON {
+			writeJSONError(r.Stdout, err)
+		}
 		return err
 	}
 	if v := r.Getenv("HF_HUB_OFFLINE"); v == "1" || strings.EqualFold(v, "true") {
@@ -103,6 +113,9 @@ func (r *Runner) Run(ctx context.Context, args []string) error {
 	}
 	res, err := r.Check(ctx, id, Options{Revision: *rev, ConfigPath: *cfgPath, Offline: *offline, Repo: *repo})
 	if err != nil {
+		if *asJSON {
+			writeJSONError(r.Stdout, err)
+		}
 		return err
 	}
 	if *asJSON {
@@ -235,8 +248,26 @@ func (r *Runner) check(ctx context.Context, id, rev, cfgPath string, offline boo
 			return nil, err
 		}
 		res.Survey = rep
+		for i, mem := range rep.Members {
+			if mem.Status == survey.Registered && mem.Name == id {
+				res.Registered = &rep.Members[i]
+				break
+			}
+		}
 	}
 	return res, nil
+}
+
+// ErrorResult is what --json prints instead of a Result when the preflight
+// fails: one object, so that a script reading stdout always gets JSON.
+type ErrorResult struct {
+	Error string `json:"error"`
+}
+
+func writeJSONError(w io.Writer, err error) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(ErrorResult{Error: err.Error()})
 }
 
 func (r *Runner) fromCache(id, rev string, res *Result) (*hub.Model, []byte, string, error) {
@@ -389,9 +420,19 @@ func writeText(w io.Writer, r *Result) error {
 		for _, l := range strings.SplitAfter(buf.String(), "\n") {
 			io.WriteString(w, strings.TrimRight(l, " \n")+strings.Repeat("\n", strings.Count(l, "\n")))
 		}
-		if len(s.Code) == 0 {
-			fmt.Fprintf(w, "\nNo custom model code covers %s (model_type %s): a new modeling file is needed.\n", r.Architecture, r.ModelType)
-		} else {
+		if reg := r.Registered; reg != nil {
+			gpus := ""
+			if reg.WorldSize > 0 {
+				gpus = fmt.Sprintf(", %d GPU", reg.WorldSize)
+			}
+			fmt.Fprintf(w, "\n%s is registered already (%s:%d%s): AutoDeploy runs it today.\n", r.ModelID, reg.Registry, reg.Line, gpus)
+		}
+		switch {
+		case len(s.Code) == 0 && r.Registered != nil:
+			fmt.Fprintf(w, "No custom model code covers %s (model_type %s), and its registered entry needs none.\n", r.Architecture, r.ModelType)
+		case len(s.Code) == 0:
+			fmt.Fprintf(w, "\nNo custom model code covers %s (model_type %s): onboarding may need a new modeling file.\n", r.Architecture, r.ModelType)
+		default:
 			fmt.Fprintf(w, "\nExisting custom model code:\n")
 			for _, c := range s.Code {
 				fmt.Fprintf(w, "  %s:%d  %s\n", c.File, c.Line, c.What)

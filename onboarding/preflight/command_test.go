@@ -297,3 +297,73 @@ func TestCheckAPI(t *testing.T) {
 type env map[string]string
 
 func (e env) get(k string) string { return e[k] }
+
+// TestPreflightRegisteredModel: a model the registry runs already is said to
+// be registered, and the survey does not also say it needs a new modeling file.
+func TestPreflightRegisteredModel(t *testing.T) {
+	repo := smallCheckout(t)
+	p := fixtures.Path(t, "hf", "Qwen__Qwen3-8B", "config.json")
+	out, err := run(t, nil, noNVML, "--repo", repo, "--config", p, "Qwen/Qwen3-8B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, text string
+		want       bool
+	}{
+		{"registered", "Qwen/Qwen3-8B is registered already (examples/auto_deploy/model_registry/models.yaml:", true},
+		{"needs none", "its registered entry needs none", true},
+		{"new file", "new modeling file", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Contains(out, tc.text); got != tc.want {
+				t.Errorf("contains %q = %v, want %v; output:\n%s", tc.text, got, tc.want, out)
+			}
+		})
+	}
+	out, err = run(t, nil, noNVML, "--repo", repo, "--config", p, "--json", "Qwen/Qwen3-8B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Registered == nil || res.Registered.Name != "Qwen/Qwen3-8B" {
+		t.Errorf("registered = %+v, want the Qwen/Qwen3-8B entry", res.Registered)
+	}
+}
+
+// TestPreflightErrors: an error names the problem once (main adds the
+// command's name), and under --json stdout holds one JSON object saying it.
+func TestPreflightErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"two ids", []string{"--json", "a/b", "c/d"}, "want one model id, got 2 arguments"},
+		{"bad id", []string{"--json", "not-an-id"}, `model id "not-an-id" has no '/'`},
+		{"no checkout", []string{"--json", "--repo", filepath.Join(t.TempDir(), "none"), "--config", t.TempDir(), "a/b"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, nil, noNVML, tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "preflight:") {
+				t.Errorf("error %q names the command itself", err)
+			}
+			var got ErrorResult
+			if jerr := json.Unmarshal([]byte(out), &got); jerr != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", jerr, out)
+			}
+			if got.Error != err.Error() {
+				t.Errorf("JSON error %q, returned error %q", got.Error, err)
+			}
+			if tc.want != "" && !strings.Contains(got.Error, tc.want) {
+				t.Errorf("JSON error %q lacks %q", got.Error, tc.want)
+			}
+		})
+	}
+}
