@@ -1,6 +1,7 @@
 package clustertest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -110,7 +111,8 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // startCluster starts three nodes configured by deploy/nats-cluster.conf,
-// with generated passwords, a generated route CA and certificate, and
+// with generated passwords, a generated route CA and certificate (routes
+// authenticate by mutual TLS), and
 // loopback ports and temporary store directories put in for the file's own.
 // It returns once every node reports healthy JetStream.
 func startCluster(t *testing.T) *cluster {
@@ -120,7 +122,6 @@ func startCluster(t *testing.T) *cluster {
 		runnerUser: randomHex(16),
 	}}
 	// The file takes its secrets from the environment, as a deployment does.
-	t.Setenv("NATS_ROUTE_PASSWORD", randomHex(16))
 	t.Setenv("ADBOT_SERVER_PASSWORD", c.pass[serverUser])
 	t.Setenv("ADBOT_RUNNER_PASSWORD", c.pass[runnerUser])
 	base, err := conf.ParseFile(deployConf)
@@ -137,12 +138,16 @@ func startCluster(t *testing.T) *cluster {
 	}
 	for _, n := range c.nodes {
 		cfg := nodeConfig(t, base, n, c.nodes, tlsDir)
-		b, err := json.MarshalIndent(cfg, "", "  ")
-		if err != nil {
+		// JSON is nats-server configuration too; its \u escapes are not.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(cfg); err != nil {
 			t.Fatal(err)
 		}
 		n.conf = filepath.Join(n.dir, "nats.conf")
-		if err := os.WriteFile(n.conf, b, 0o600); err != nil {
+		if err := os.WriteFile(n.conf, b.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -443,6 +448,25 @@ func leaderOf(ctx context.Context, js jetstream.JetStream, name string) (string,
 		return "", fmt.Errorf("stream %s has no leader", name)
 	}
 	return info.Cluster.Leader, nil
+}
+
+// violations are the permission violations (and any other "Violation") the
+// nodes have logged.
+func (c *cluster) violations() []string {
+	var out []string
+	for _, n := range c.nodes {
+		b, err := os.ReadFile(filepath.Join(n.dir, "nats.log"))
+		if err != nil {
+			c.t.Errorf("read %s's log: %v", n.name, err)
+			continue
+		}
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if strings.Contains(l, "Violation") {
+				out = append(out, n.name+": "+l)
+			}
+		}
+	}
+	return out
 }
 
 func (c *cluster) node(name string) *node {

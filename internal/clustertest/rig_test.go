@@ -366,7 +366,7 @@ func (w *workflow) Run(ctx context.Context, c *runners.Cycle) error {
 		if _, err := workspace.Git(ctx, c.Worktree.Dir, author, "add", "-A"); err != nil {
 			return err
 		}
-		_, err = workspace.Git(ctx, c.Worktree.Dir, author, "commit", "--quiet", "-m", "[AutoDeploy] Onboard "+c.Msg.ModelID)
+		_, err = workspace.Git(ctx, c.Worktree.Dir, author, "commit", "--quiet", "-m", fmt.Sprintf("[AutoDeploy] Onboard %s (#%d)", c.Msg.ModelID, c.Msg.Issue))
 		return err
 	})
 	if err != nil {
