@@ -176,7 +176,23 @@ func hasFeedback(list []Feedback, f Feedback) bool {
 // keeps its terminal status. Finishing a cycle that is not the job's newest, or
 // finishing it twice, changes nothing.
 func FinishCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
-	j, rev, err := updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
+	j, rev, err := endCycle(ctx, r, key, n, status, note)
+	if err != nil {
+		return nil, err
+	}
+	return flushOutbox(ctx, r, j, rev)
+}
+
+// EndCycle is FinishCycle without publishing the next cycle it may stage in
+// the job's outbox: runners call it, whose NATS user may not publish cycles;
+// the server's outbox relay publishes what they stage.
+func EndCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
+	j, _, err := endCycle(ctx, r, key, n, status, note)
+	return j, err
+}
+
+func endCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, uint64, error) {
+	return updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
 		if j.Cycle != n {
 			return ErrUnchanged
 		}
@@ -204,8 +220,4 @@ func FinishCycle(ctx context.Context, r *Resources, key string, n int, status Jo
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return flushOutbox(ctx, r, j, rev)
 }

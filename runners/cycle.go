@@ -510,7 +510,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 	// stopEnded finishes a cycle whose job was cancelled or ended under it.
 	stopEnded := func(err error) {
 		log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
-		if _, ferr := bus.FinishCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
+		if _, ferr := bus.EndCycle(context.WithoutCancel(ctx), r.res, key, c.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
 			log.Warn().Err(ferr).Msg("record end of stopped cycle")
 		}
 		releaseLease()
@@ -586,7 +586,7 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		return
 	}
 	r.uploadLogs(wctx, c)
-	final, err := bus.FinishCycle(wctx, r.res, key, c.Number, status, note)
+	final, err := bus.EndCycle(wctx, r.res, key, c.Number, status, note)
 	if err != nil {
 		log.Error().Err(err).Msg("record end of cycle: given back")
 		releaseLease()
