@@ -31,8 +31,10 @@ var streams = []string{
 // with a cycle, sends the rest of the batch while the cluster recovers, and
 // holds the run to its promises: every delivery is carried out, every job's
 // cycle completes exactly once, and GitHub gets one status comment, one pull
-// request, one log comment and one check run per job, none twice. The node,
-// started again, catches up with every stream and bucket.
+// request, one log comment and one check run per job, none twice. Review
+// feedback made while a cycle runs goes out as the next cycle, though
+// runners may not publish cycles. The node, started again, catches up with
+// every stream and bucket, and nats-server refused nothing adbot did.
 func TestNodeKilledMidRun(t *testing.T) {
 	c := startCluster(t)
 	r := newRig(t, c)
@@ -192,6 +194,39 @@ func TestNodeKilledMidRun(t *testing.T) {
 			seen[string(q.Body)] = q.Path
 		}
 	})
+
+	// Review feedback: a remark made while the job's update cycle runs waits
+	// in the job; the runner ends that cycle by staging the next one (its
+	// user may not publish cycles), and the server publishes it.
+	key1 := bus.JobKey(owner, repo, 1)
+	j1 := r.job(ctx, 1)
+	if j1 == nil || j1.PR == 0 {
+		t.Fatalf("job #1 = %+v, want a pull request", j1)
+	}
+	remarkA := r.gh.AddComment(owner, repo, j1.PR, maintainer, "A: rename the config file.")
+	r.deliver("issue_comment", server.NewDeliveryID(), prComment(t, remarkA))
+	select {
+	case <-r.wf.answering:
+	case <-time.After(wait):
+		t.Fatalf("the cycle answering remark A did not start within %s", wait)
+	}
+	remarkB := r.gh.AddComment(owner, repo, j1.PR, maintainer, "B: and add a unit test.")
+	r.deliver("issue_comment", server.NewDeliveryID(), prComment(t, remarkB))
+	waitFor(t, wait, "remark B to wait in job #1", func() bool {
+		j := r.job(ctx, 1)
+		return j != nil && len(j.PendingFeedback) == 1
+	})
+	close(r.wf.hold)
+	waitFor(t, wait, "job #1's cycle 3, answering remark B, to finish", func() bool {
+		j := r.job(ctx, 1)
+		return j != nil && j.Cycle == 3 && j.Status == bus.StatusWaitingReview
+	})
+	if _, done := r.wf.counts(); done[key1+"/2"] != 1 || done[key1+"/3"] != 1 {
+		t.Errorf("feedback cycles of #1 completed %d and %d times, want once each", done[key1+"/2"], done[key1+"/3"])
+	}
+	if got := lastSeq(t, ctx, js, bus.CycleStream); got != jobs+2 {
+		t.Errorf("cycles published = %d, want %d", got, jobs+2)
+	}
 
 	// The killed node, started again on its store, catches up.
 	if got := lastSeq(t, ctx, js, "KV_"+bus.JobBucket); got <= jobsBefore {

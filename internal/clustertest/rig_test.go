@@ -108,6 +108,8 @@ func newRig(t *testing.T, c *cluster) *rig {
 	cfg.Sweeper.Disabled = true
 	cfg.Server.MetricsAddress = "off"
 	cfg.Workers = 4
+	noSettle := time.Duration(0) // each remark goes out at once
+	cfg.FeedbackSettle = &noSettle
 	srv, err := server.New(cfg, server.WithLogger(r.logger.With().Str("side", "server").Logger()))
 	if err != nil {
 		t.Fatalf("server.New on the cluster: %v", err)
@@ -286,6 +288,31 @@ func issueOpened(t *testing.T, number int) []byte {
 	return b
 }
 
+// prComment is GitHub's real issue_comment.created payload for comment c,
+// written by the maintainer on pull request c.Issue.
+func prComment(t *testing.T, c fakegithub.Comment) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(fixtures.Read(t, "github", "webhooks", "issue_comment.created-2.json"), &m); err != nil {
+		t.Fatalf("fixture issue_comment.created-2.json: %v", err)
+	}
+	rp := m["repository"].(map[string]any)
+	rp["name"], rp["full_name"] = repo, owner+"/"+repo
+	rp["owner"].(map[string]any)["login"] = owner
+	m["installation"] = map[string]any{"id": installation}
+	m["issue"].(map[string]any)["number"] = c.Issue
+	cm := m["comment"].(map[string]any)
+	cm["id"], cm["body"], cm["author_association"] = c.ID, c.Body, "MEMBER"
+	for _, u := range []map[string]any{cm["user"].(map[string]any), m["sender"].(map[string]any)} {
+		u["login"], u["type"], u["id"] = maintainer, "User", 5007
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // newFakeHub serves the Hub's recorded answer for Qwen/Qwen3-0.6B.
 func newFakeHub(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -320,11 +347,16 @@ type workflow struct {
 	// the job on entered.
 	gate    chan struct{}
 	entered chan string
-	pushed  func(branch, sha string)
+	// hold, while open, holds feedback cycles the same way, sending the
+	// job on answering.
+	hold      chan struct{}
+	answering chan string
+	pushed    func(branch, sha string)
 }
 
 func newWorkflow() *workflow {
-	return &workflow{runs: map[string]int{}, done: map[string]int{}, gate: make(chan struct{}), entered: make(chan string, 64), pushed: func(string, string) {}}
+	return &workflow{runs: map[string]int{}, done: map[string]int{}, gate: make(chan struct{}), entered: make(chan string, 64),
+		hold: make(chan struct{}), answering: make(chan string, 64), pushed: func(string, string) {}}
 }
 
 func (w *workflow) count(m map[string]int, key string) {
@@ -350,6 +382,9 @@ func (w *workflow) counts() (runs, done map[string]int) {
 func (w *workflow) Run(ctx context.Context, c *runners.Cycle) error {
 	id := c.Msg.MsgID()
 	w.count(w.runs, id)
+	if c.Msg.Kind == bus.KindFeedback {
+		return w.answer(ctx, c)
+	}
 	err := c.Phase(ctx, "registry", func(ctx context.Context) error {
 		f := filepath.Join(c.Worktree.Dir, "examples", "auto_deploy", "model_registry", "models.yaml")
 		b, err := os.ReadFile(f)
@@ -413,6 +448,43 @@ func (w *workflow) Run(ctx context.Context, c *runners.Cycle) error {
 			return err
 		}
 		w.count(w.done, id)
+		return nil
+	})
+}
+
+// answer is a feedback cycle: one commit naming every remark, pushed, and a
+// reply on the pull request.
+func (w *workflow) answer(ctx context.Context, c *runners.Cycle) error {
+	return c.Phase(ctx, "feedback", func(ctx context.Context) error {
+		w.answering <- c.Msg.JobKey
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.hold:
+		}
+		var msg strings.Builder
+		fmt.Fprintf(&msg, "Address review feedback (cycle %d)\n\n", c.Msg.Number)
+		for _, f := range c.Msg.Feedback {
+			fmt.Fprintf(&msg, "- %s\n", f.Body)
+		}
+		f := filepath.Join(c.Worktree.Dir, "REVIEW_NOTES.md")
+		if err := os.WriteFile(f, []byte(msg.String()), 0o644); err != nil {
+			return err
+		}
+		if _, err := workspace.Git(ctx, c.Worktree.Dir, author, "add", "-A"); err != nil {
+			return err
+		}
+		if _, err := workspace.Git(ctx, c.Worktree.Dir, author, "commit", "--quiet", "-m", msg.String()); err != nil {
+			return err
+		}
+		if _, err := c.Push(ctx, false); err != nil {
+			return err
+		}
+		w.pushed(c.Worktree.Branch, c.Job().HeadSHA)
+		if _, err := c.Reporter.CommentText(ctx, c.Job().PR, "feedback/answer", "[AGENT] "+msg.String()); err != nil {
+			return err
+		}
+		w.count(w.done, c.Msg.MsgID())
 		return nil
 	})
 }
