@@ -46,9 +46,11 @@ func TestRunnerPermissions(t *testing.T) {
 		js   jetstream.JetStream
 		errs asyncErrors
 	}
+	// All on one node: a message reaches that node's subscribers before
+	// the reply it causes does, so a flush shows whether a listener heard it.
 	dial := func(user string) conn {
 		errs := make(asyncErrors, 64)
-		nc := c.connect(user, errs)
+		nc := c.connect(user, errs, c.nodes[0])
 		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)
@@ -100,6 +102,16 @@ func TestRunnerPermissions(t *testing.T) {
 			cfg := s.CachedInfo().Config
 			_, err = c.js.UpdateStream(ctx, cfg) // the same configuration: allowed, changes nothing
 			return err
+		},
+	}, {
+		name:      "empty the cycle stream",
+		violation: "$JS.API.STREAM.PURGE." + bus.CycleStream,
+		do: func(ctx context.Context, c conn) error {
+			s, err := c.js.Stream(ctx, bus.CycleStream)
+			if err != nil {
+				return err
+			}
+			return s.Purge(ctx)
 		},
 	}, {
 		name:      "read the delivery records",
