@@ -397,9 +397,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Serve serves HTTP on ln and runs the command workers (and their outbox
-// relay), the token broker and
-// the redelivery sweeper until ctx is cancelled or one of them fails; then it
-// shuts everything down gracefully and returns the first error.
+// relay), the token broker and the redelivery sweeper until ctx is cancelled
+// or one of them fails; then it shuts everything down gracefully and returns
+// the first error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
 	log := zerolog.Ctx(ctx)
