@@ -22,11 +22,32 @@ func PublishCycle(ctx context.Context, js jetstream.JetStream, c Cycle) error {
 	if err != nil {
 		return fmt.Errorf("encode cycle %s: %w", c.MsgID(), err)
 	}
-	if _, err := js.Publish(ctx, CycleSubject(c.GPUs), b, jetstream.WithMsgID(c.MsgID())); err != nil {
-		return fmt.Errorf("publish cycle %s: %w", c.MsgID(), err)
+	for attempt := 1; ; attempt++ {
+		_, err := js.Publish(ctx, CycleSubject(c.GPUs), b, jetstream.WithMsgID(c.MsgID()))
+		var apiErr *jetstream.APIError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeMsgIDInProcess || attempt >= maxInProcessRetries {
+			return fmt.Errorf("publish cycle %s: %w", c.MsgID(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish cycle %s: %w", c.MsgID(), ctx.Err())
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
 	}
-	return nil
 }
+
+// errCodeMsgIDInProcess is JetStream's answer (409) on a clustered stream to a
+// publish whose Nats-Msg-Id another publish, not yet stored, carries: two
+// publishers of one cycle raced (the server's command worker and its outbox
+// relay). Asked again once the first is stored, JetStream acknowledges the
+// copy as a duplicate; it is stored once either way.
+const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
+
+// maxInProcessRetries bounds the publishes of one cycle that meet errCodeMsgIDInProcess.
+const maxInProcessRetries = 20
 
 // NextCycle describes the job's next cycle (number j.Cycle+1) without changing j.
 func NextCycle(j *Job, kind CycleKind, feedback []Feedback, deliveryID string) Cycle {
@@ -176,7 +197,23 @@ func hasFeedback(list []Feedback, f Feedback) bool {
 // keeps its terminal status. Finishing a cycle that is not the job's newest, or
 // finishing it twice, changes nothing.
 func FinishCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
-	j, rev, err := updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
+	j, rev, err := endCycle(ctx, r, key, n, status, note)
+	if err != nil {
+		return nil, err
+	}
+	return flushOutbox(ctx, r, j, rev)
+}
+
+// EndCycle is FinishCycle without publishing the next cycle it may stage in
+// the job's outbox: runners call it, whose NATS user may not publish cycles;
+// the server's outbox relay publishes what they stage.
+func EndCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, error) {
+	j, _, err := endCycle(ctx, r, key, n, status, note)
+	return j, err
+}
+
+func endCycle(ctx context.Context, r *Resources, key string, n int, status JobStatus, note string) (*Job, uint64, error) {
+	return updateJob(ctx, r.Jobs, key, nil, 0, func(j *Job) error {
 		if j.Cycle != n {
 			return ErrUnchanged
 		}
@@ -204,8 +241,4 @@ func FinishCycle(ctx context.Context, r *Resources, key string, n int, status Jo
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return flushOutbox(ctx, r, j, rev)
 }

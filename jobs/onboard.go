@@ -142,8 +142,10 @@ func (w *Worker) publishFirst(ctx context.Context, st *state, j *bus.Job, rev ui
 		}
 	}
 	check := func(cur *bus.Job) error {
-		if cur.Cycle > j.Cycle {
-			return bus.ErrUnchanged // published by an earlier try of this delivery
+		if cur.Cycle > j.Cycle || (earlier && cur.Cycle > 0) {
+			// Staged by an earlier try of this delivery (whose publish may
+			// have failed: Enqueue publishes the outbox still there).
+			return bus.ErrUnchanged
 		}
 		if cur.StatusCommentID == 0 {
 			cur.StatusCommentID = id

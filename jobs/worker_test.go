@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -857,5 +858,39 @@ func TestStatusReplyQuotesAFailureNoteOnOneLine(t *testing.T) {
 	if !strings.Contains(reply, "**failed** (pytest failed: # FAILED test_x ``` E assert") || strings.Contains(reply, "\n") ||
 		len(reply) > 800 {
 		t.Errorf("status reply = %q, want the note on one line, clipped", reply)
+	}
+}
+
+// TestOnboardRetriedAfterItsCycleWasStaged: an onboard command whose first
+// try staged the job's cycle but could not publish it (a NATS node lost) is
+// tried again: the staged cycle goes out, and no second cycle is made.
+func TestOnboardRetriedAfterItsCycleWasStaged(t *testing.T) {
+	r := newRig(t, -1)
+	id := r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	first := r.job(1)
+	if first == nil || first.Cycle != 1 {
+		t.Fatalf("job after onboarding = %+v, want cycle 1", first)
+	}
+	// As a first try whose publish went unanswered leaves it: cycle 1 still
+	// in the outbox, the delivery not recorded as carried out. (The cycle
+	// is on the stream: JetStream stores the copy published again once.)
+	staged := bus.NextCycle(first, bus.KindOnboard, nil, id)
+	staged.Number = 1
+	r.setJob(1, func(j *bus.Job) { j.Outbox, j.Status = &staged, bus.StatusQueued })
+	if err := r.res.Deliveries.Purge(context.Background(), bus.DeliveryKey(id)); err != nil {
+		t.Fatal(err)
+	}
+	// The same delivery, redelivered.
+	r.sendAs(bus.Command{Kind: bus.CmdOnboard, Event: "issues.opened", InstallationID: 1, Issue: 1, Actor: maint,
+		ActorAssociation: "MEMBER", ModelID: "Qwen/Qwen3-0.6B", DeliveryID: id}, id+"-again")
+	var got []int
+	for _, c := range r.cycles(1) {
+		got = append(got, c.Number)
+	}
+	if !slices.Equal(got, []int{1}) {
+		t.Errorf("cycles on the stream = %v, want [1]", got)
+	}
+	if j := r.job(1); j.Cycle != 1 || j.Outbox != nil {
+		t.Errorf("job = cycle %d, outbox %+v; want cycle 1, published", j.Cycle, j.Outbox)
 	}
 }

@@ -107,7 +107,7 @@ func (h *held) giveBack(why string, delay time.Duration) {
 
 // fail ends the cycle failed with note, before its workflow ran.
 func (h *held) fail(note string) {
-	if _, err := bus.FinishCycle(context.WithoutCancel(h.ctx), h.r.res, h.key(), h.cy.Msg.Number, bus.StatusFailed, clipNote(note)); err != nil {
+	if _, err := bus.EndCycle(context.WithoutCancel(h.ctx), h.r.res, h.key(), h.cy.Msg.Number, bus.StatusFailed, clipNote(note)); err != nil {
 		h.log.Warn().Err(err).Msg("record the failed cycle")
 	}
 	h.releaseLease()
@@ -122,7 +122,7 @@ func (h *held) jobEnded(err error) bool {
 // stopEnded finishes a cycle whose job was cancelled or ended under it.
 func (h *held) stopEnded(err error) {
 	h.log.Info().Err(err).Msg("job ended (cancelled or done) while the cycle ran: stopped")
-	if _, ferr := bus.FinishCycle(context.WithoutCancel(h.ctx), h.r.res, h.key(), h.cy.Msg.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
+	if _, ferr := bus.EndCycle(context.WithoutCancel(h.ctx), h.r.res, h.key(), h.cy.Msg.Number, bus.StatusFailed, "stopped: the job ended"); ferr != nil {
 		h.log.Warn().Err(ferr).Msg("record end of stopped cycle")
 	}
 	h.releaseLease()
@@ -238,6 +238,10 @@ func (h *held) settle(err error) bool {
 		log.Warn().Err(err).Msg("transient failure: cycle given back to try again")
 		h.giveBack("retrying after: "+err.Error(), 30*time.Second)
 		return false
+	case busUnavailable(err):
+		log.Warn().Err(err).Msg("NATS did not answer: cycle given back to resume from its last recorded phase")
+		h.giveBack("retrying after NATS did not answer: "+err.Error(), 5*time.Second)
+		return false
 	}
 	status, note := bus.StatusWaitingReview, "cycle complete"
 	wait := workflow.AsWait(err)
@@ -267,7 +271,7 @@ func (h *held) settle(err error) bool {
 		return false
 	}
 	r.uploadLogs(h.wctx, cy.Msg)
-	final, err := bus.FinishCycle(h.wctx, r.res, h.key(), cy.Msg.Number, status, note)
+	final, err := bus.EndCycle(h.wctx, r.res, h.key(), cy.Msg.Number, status, note)
 	if err != nil {
 		log.Error().Err(err).Msg("record end of cycle: given back")
 		h.releaseLease()

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -120,6 +121,19 @@ func (r *Runner) runCycle(ctx context.Context, cy *Cycle, msg jetstream.Msg, ack
 		log.Warn().Err(err).Msg("ack cycle")
 	}
 	log.Info().Str("status", string(cy.Job().Status)).Dur("took", time.Since(cy.Started)).Msg("cycle finished")
+}
+
+// busUnavailable reports whether err says NATS or JetStream did not answer:
+// a node lost, a stream electing a leader, the connection reconnecting (the
+// server's token broker among the missing). Such a cycle is given back and
+// resumed, not failed: the bus comes back within seconds.
+func busUnavailable(err error) bool {
+	for _, e := range []error{nats.ErrNoResponders, nats.ErrTimeout, nats.ErrConnectionReconnecting, nats.ErrDisconnected, jetstream.ErrNoStreamResponse} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxNote is the most bytes of a failure the job's note keeps.

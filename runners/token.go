@@ -55,10 +55,15 @@ func (s *tokenSource) token(ctx context.Context, perms map[string]string) (strin
 	if err != nil {
 		return "", fmt.Errorf("encode token request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	m, err := s.nc.RequestWithContext(ctx, bus.TokenSubject, b)
+	m, err := s.nc.RequestWithContext(rctx, bus.TokenSubject, b)
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// The server did not answer in time (reconnecting after losing
+			// its node, say): say so as NATS does, for busUnavailable.
+			err = fmt.Errorf("%w: %w", nats.ErrTimeout, err)
+		}
 		return "", fmt.Errorf("ask server for a token for %s: %w", s.job, err)
 	}
 	var rep bus.TokenReply

@@ -407,9 +407,10 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves HTTP on ln and runs the command workers, the token broker and
-// the redelivery sweeper until ctx is cancelled or one of them fails; then it
-// shuts everything down gracefully and returns the first error.
+// Serve serves HTTP on ln and runs the command workers (and their outbox
+// relay), the token broker and the redelivery sweeper until ctx is cancelled
+// or one of them fails; then it shuts everything down gracefully and returns
+// the first error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
 	log := zerolog.Ctx(ctx)
@@ -483,6 +484,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return g.Abort(err)
 		}
 		g.Go("command-worker", func() error { return w.Run(ctx) })
+		g.Go("outbox-relay", func() error { return s.relayOutboxes(ctx) })
 	}
 	if !s.cfg.Sweeper.Disabled {
 		sw, err := s.newSweeper()
