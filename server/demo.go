@@ -77,6 +77,11 @@ func setupDemo(ctx context.Context, dataDir string, port int, env demoEnv, out i
 		{"ADBOT_DISK_FLOOR_GB", "0"},
 		{"ADBOT_PYTHON", pytestPython()},
 	}
+	// The sandbox needs bubblewrap; a laptop without it (macOS has none)
+	// still runs the demo, unconfined, which the runner warns about loudly.
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		defaults = append(defaults, [2]string{"ADBOT_SANDBOX", "off"})
+	}
 	var lines []string
 	for _, kv := range defaults {
 		if v, ok := env.lookup(kv[0]); ok && v != "" {
