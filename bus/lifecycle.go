@@ -74,7 +74,7 @@ func stage(j *Job, c Cycle) {
 	j.Outbox = &c
 	j.Status = StatusQueued
 	j.Phase = ""
-	j.Runner, j.RunnerGPUs = "", nil
+	j.Runner, j.RunnerGPUs, j.Running = "", nil, ""
 }
 
 // Enqueue records and publishes the job's next cycle of the given kind. check,
@@ -221,7 +221,7 @@ func endCycle(ctx context.Context, r *Resources, key string, n int, status JobSt
 			if j.Runner == "" {
 				return ErrUnchanged
 			}
-			j.Runner, j.RunnerGPUs = "", nil
+			j.Runner, j.RunnerGPUs, j.Running = "", nil, ""
 			return nil
 		}
 		if j.Status != StatusRunning && j.Status != StatusQueued {
@@ -231,7 +231,7 @@ func endCycle(ctx context.Context, r *Resources, key string, n int, status JobSt
 			j.Outbox = nil // the runner had it: it was published
 		}
 		j.Completed = time.Now().UTC()
-		j.Runner, j.RunnerGPUs = "", nil
+		j.Runner, j.RunnerGPUs, j.Running = "", nil, ""
 		j.Status, j.Note = status, note
 		if k := len(j.PendingFeedback); k > 0 {
 			stage(j, NextCycle(j, KindFeedback, j.PendingFeedback, ""))

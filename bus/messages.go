@@ -113,6 +113,8 @@ type Job struct {
 	Status     JobStatus `json:"status"`
 	// Phase is the last onboarding phase recorded as complete in the current cycle.
 	Phase string `json:"phase,omitempty"`
+	// Running is the phase the runner works on now ("" between phases).
+	Running string `json:"running,omitempty"`
 	// Cycle is the number of the newest cycle published for the job.
 	Cycle int `json:"cycle"`
 	// Outbox is a cycle recorded for publication but not yet confirmed published

@@ -19,7 +19,7 @@ const agentPrefix = statuscomment.Prefix
 // its place in the queue and why it waits, as of the worker's last look at
 // the queue (see queueCache).
 func (w *Worker) view(ctx context.Context, j *bus.Job) string {
-	v := statuscomment.FromJob(j, "", w.d.Now())
+	v := statuscomment.FromJob(j, j.Running, w.d.Now())
 	q := w.queueOf(ctx, j)
 	v.QueuePosition = q.Position
 	v.Note = withReason(v.Note, q.Reason)
@@ -123,7 +123,12 @@ func (w *Worker) refreshStatus(ctx context.Context, gh *github.Client, j *bus.Jo
 	if j.StatusCommentID == 0 {
 		return nil
 	}
-	body := w.view(ctx, j)
+	return w.refreshStatusWith(ctx, gh, j, w.view(ctx, j))
+}
+
+// refreshStatusWith edits j's status comment to body (posting a new one if
+// someone deleted it).
+func (w *Worker) refreshStatusWith(ctx context.Context, gh *github.Client, j *bus.Job, body string) error {
 	_, resp, err := gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: &body})
 	if resp != nil && resp.StatusCode == 404 {
 		// Someone deleted it: post a new one.

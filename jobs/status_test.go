@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nvidia/adbot/bus"
+	"github.com/nvidia/adbot/jobs"
 	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
@@ -118,5 +119,56 @@ func TestQueuedShowsWhy(t *testing.T) {
 	}
 	if c, _ := r.gh.Comment(j.StatusCommentID); strings.Contains(c.Body, "waiting for") {
 		t.Errorf("status comment of a running job = %q", c.Body)
+	}
+}
+
+// TestWatchStatusFollowsRunners: the status comment's one writer follows what
+// runners record in the job (the phase running, then how the cycle ended)
+// and edits the comment only when its text changes.
+func TestWatchStatusFollowsRunners(t *testing.T) {
+	r := newRig(t, -1)
+	r.send(onboard(1, maint, "Qwen/Qwen3-0.6B"))
+	j := r.job(1)
+	if j == nil || j.StatusCommentID == 0 {
+		t.Fatalf("job = %+v", j)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	w := jobs.NewWorker(jobs.WorkerDeps{Clients: r.cc, Bus: r.res})
+	go func() { done <- w.WatchStatus(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("WatchStatus: %v", err)
+		}
+	}()
+	body := func() string {
+		c, _ := r.gh.Comment(j.StatusCommentID)
+		return c.Body
+	}
+	waitBody := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(body(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the status comment never showed %s (%q):\n%s", what, want, body())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// A runner takes the cycle and starts the end-to-end phase: the
+	// watcher may first see the job as it was when it started watching.
+	r.setJob(1, func(j *bus.Job) {
+		j.Status, j.Runner, j.RunnerGPUs, j.Running = bus.StatusRunning, "gpu-1", []int{0}, "e2e"
+		j.Posted = map[string]int64{"1/gather/done": 1}
+	})
+	waitBody("the running phase", "**AutoDeploy end-to-end run** ← running")
+	edits := r.requests("PATCH", "/issues/comments/"+itoa(j.StatusCommentID))
+	// A write that changes nothing shown leaves the comment alone.
+	r.setJob(1, func(j *bus.Job) { j.BudgetTurns++ })
+	r.setJob(1, func(j *bus.Job) { j.Status, j.Runner, j.RunnerGPUs, j.Running = bus.StatusWaitingReview, "", nil, "" })
+	waitBody("the end of the cycle", "waiting for review")
+	if got := r.requests("PATCH", "/issues/comments/"+itoa(j.StatusCommentID)); got > edits+2 {
+		t.Errorf("%d edits after the phase started, want at most 2 (the unchanged write may not edit)", got-edits)
 	}
 }

@@ -166,6 +166,8 @@ type rig struct {
 	hub *fakeHub
 	res *bus.Resources
 	seq atomic.Int64
+	// cc makes the workers' GitHub clients.
+	cc githubapp.ClientCreator
 }
 
 func newRig(t testing.TB, settle time.Duration) *rig {
@@ -188,6 +190,7 @@ func newRigLevel(t testing.TB, settle time.Duration, level zerolog.Level, worker
 		githubapp.WithClientMiddleware(ghretry.Middleware(ghretry.Options{
 			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 		})))
+	r.cc = cc
 	logger := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(level)
 	ctx, cancel := context.WithCancel(logger.WithContext(context.Background()))
 	done := make(chan error, workers)

@@ -151,8 +151,15 @@ func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Cont
 		c.phase = ""
 		c.mu.Unlock()
 	}()
-	if err := c.Reporter.UpdateStatus(ctx); err != nil {
-		log.Warn().Err(err).Msg("update status comment")
+	// The job says which phase runs: the server's status writer shows it.
+	if _, err := c.UpdateJob(ctx, func(j *bus.Job) error {
+		if j.Running == name {
+			return bus.ErrUnchanged
+		}
+		j.Running = name
+		return nil
+	}); err != nil {
+		return fmt.Errorf("phase %s: record its start: %w", name, err)
 	}
 	log.Info().Msg("phase started")
 	if err := fn(log.WithContext(ctx)); err != nil {
@@ -167,7 +174,7 @@ func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Cont
 			j.Posted = map[string]int64{}
 		}
 		j.Posted[key] = time.Now().Unix()
-		j.Phase = name
+		j.Phase, j.Running = name, ""
 		return nil
 	}); err != nil {
 		return fmt.Errorf("record phase %s: %w", name, err)

@@ -93,7 +93,7 @@ func (h *held) giveBack(why string, delay time.Duration) {
 		if j.Runner != cy.Runner || j.Cycle != cy.Msg.Number || j.Status != bus.StatusRunning {
 			return bus.ErrUnchanged
 		}
-		j.Status, j.Runner, j.RunnerGPUs = bus.StatusQueued, "", nil
+		j.Status, j.Runner, j.RunnerGPUs, j.Running = bus.StatusQueued, "", nil, ""
 		j.Note = cy.redactString(why)
 		return nil
 	})
@@ -281,8 +281,5 @@ func (h *held) settle(err error) bool {
 	cy.mu.Lock()
 	cy.job = *final
 	cy.mu.Unlock()
-	if err := cy.Reporter.UpdateStatus(h.wctx); err != nil {
-		log.Warn().Err(err).Msg("update status comment")
-	}
 	return true
 }

@@ -171,8 +171,6 @@ func (h cycleHost) CheckRun(ctx context.Context, key string, cr workflow.CheckRu
 	return err
 }
 
-func (h cycleHost) UpdateStatus(ctx context.Context) error { return h.c.Reporter.UpdateStatus(ctx) }
-
 func (h cycleHost) Spend(ctx context.Context, u workflow.Usage) error {
 	_, err := h.c.UpdateJob(ctx, func(j *bus.Job) error {
 		j.BudgetTurns += u.Turns

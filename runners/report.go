@@ -14,7 +14,6 @@ import (
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/ghretry"
 	"github.com/nvidia/adbot/onboarding/comments"
-	"github.com/nvidia/adbot/onboarding/statuscomment"
 )
 
 // reportPermissions are what the Reporter's token may do.
@@ -106,6 +105,11 @@ func (r *Reporter) Comment(ctx context.Context, number int, key string, p commen
 	if p.Limit == 0 {
 		p.Limit = comments.MaxBody - markerRoom
 	}
+	// The token this post goes out with must be known to the redactor
+	// before the text is cut and cleaned.
+	if err := r.knowToken(ctx); err != nil {
+		return nil, err
+	}
 	p.Title = r.c.redact.String(p.Title)
 	p.Intro = r.c.redact.String(p.Intro)
 	p.Log = r.c.redact.String(p.Log)
@@ -130,6 +134,9 @@ func (r *Reporter) Comment(ctx context.Context, number int, key string, p commen
 
 // CommentText posts body (given the [AGENT] prefix if it lacks it) once per key.
 func (r *Reporter) CommentText(ctx context.Context, number int, key, body string) (int64, error) {
+	if err := r.knowToken(ctx); err != nil {
+		return 0, err
+	}
 	if number == 0 {
 		number = r.c.Msg.Issue
 	}
@@ -275,17 +282,14 @@ func truncate(s string, n int) string {
 	return s[:n-len("\n…(truncated)")] + "\n…(truncated)"
 }
 
-// UpdateStatus rewrites the job's status comment (Job.StatusCommentID) with the
-// cycle's progress (statuscomment.Render). Without a status comment it does nothing.
-func (r *Reporter) UpdateStatus(ctx context.Context) error {
-	j := r.c.Job()
-	if j.StatusCommentID == 0 {
+// knowToken fetches (or reuses) the token the Reporter's requests carry, so
+// that the redactor knows it before any text is redacted for posting.
+func (r *Reporter) knowToken(ctx context.Context) error {
+	if r.c.tokens == nil {
 		return nil
 	}
-	body := statuscomment.Render(statuscomment.FromJob(&j, r.c.CurrentPhase(), time.Now()))
-	_, _, err := r.gh.Issues.EditComment(ctx, j.Owner, j.Repo, j.StatusCommentID, &github.IssueComment{Body: github.String(r.c.redact.String(body))})
-	if err != nil {
-		return fmt.Errorf("edit status comment %d: %w", j.StatusCommentID, err)
+	if _, err := r.c.Token(ctx, reportPermissions); err != nil {
+		return fmt.Errorf("installation token: %w", err)
 	}
 	return nil
 }

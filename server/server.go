@@ -484,6 +484,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return g.Abort(err)
 		}
 		g.Go("command-worker", func() error { return w.Run(ctx) })
+		g.Go("status-writer", func() error { return w.WatchStatus(ctx) })
 		g.Go("outbox-relay", func() error { return s.relayOutboxes(ctx) })
 	}
 	if !s.cfg.Sweeper.Disabled {

@@ -25,6 +25,9 @@ import (
 // worker is the command worker: it consumes adbot.commands until ctx ends.
 type worker interface {
 	Run(ctx context.Context) error
+	// WatchStatus keeps the status comments current as runners change
+	// their jobs: the comments' one writer.
+	WatchStatus(ctx context.Context) error
 }
 
 // eventHandlers builds the webhook's event handlers.

@@ -1,7 +1,6 @@
 package clustertest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +20,9 @@ import (
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/internal/gpu/gputest"
+	"github.com/nvidia/adbot/internal/syncbuf"
 	"github.com/nvidia/adbot/onboarding/comments"
 	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/runners/workspace"
@@ -38,24 +38,6 @@ const (
 	model        = "Qwen/Qwen3-0.6B"
 )
 
-// logBuffer collects the process log (zerolog JSON lines) of server and runners.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // rig is adbot serve and its runners on the cluster, with a fake GitHub, a
 // fake Hub and a bare repository standing for TensorRT-LLM's remote.
 type rig struct {
@@ -66,7 +48,7 @@ type rig struct {
 	hook   string
 	remote string
 	wf     *workflow
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	logger zerolog.Logger
 	srv    *server.Server
 	res    *bus.Resources
@@ -78,7 +60,7 @@ type rig struct {
 // every stream and bucket replicated three ways.
 func newRig(t *testing.T, c *cluster) *rig {
 	t.Helper()
-	r := &rig{t: t, c: c, gh: fakegithub.New(t), secret: randomHex(20), remote: bareRemote(t), wf: newWorkflow(), logs: &logBuffer{}}
+	r := &rig{t: t, c: c, gh: fakegithub.New(t), secret: randomHex(20), remote: gittest.RegistryRemote(t), wf: newWorkflow(), logs: &syncbuf.Buffer{}}
 	r.gh.SetPermission(owner, repo, maintainer, "write")
 	r.wf.pushed = func(branch, sha string) {
 		r.gh.SetRef(owner, repo, "heads/"+branch, sha)
@@ -492,35 +474,4 @@ func (w *workflow) answer(ctx context.Context, c *runners.Cycle) error {
 var author = []string{
 	"GIT_AUTHOR_NAME=adbot", "GIT_AUTHOR_EMAIL=adbot@users.noreply.github.com",
 	"GIT_COMMITTER_NAME=adbot", "GIT_COMMITTER_EMAIL=adbot@users.noreply.github.com",
-}
-
-// bareRemote makes a bare repository with one commit on main: TensorRT-LLM's stand-in.
-func bareRemote(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	bare := filepath.Join(dir, "TensorRT-LLM.git")
-	git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	src := filepath.Join(dir, "src")
-	git(t, dir, "init", "--quiet", "--initial-branch=main", src)
-	reg := filepath.Join(src, "examples", "auto_deploy", "model_registry")
-	if err := os.MkdirAll(reg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(reg, "models.yaml"), []byte("models:\n# --- Llama (Jul 2024) ---\n- name: meta-llama/Llama-3.1-8B-Instruct\n  yaml_extra: [dashboard_default.yaml, world_size_1.yaml]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, src, "add", ".")
-	git(t, src, "commit", "--quiet", "-m", "TensorRT-LLM stand-in")
-	git(t, src, "push", "--quiet", bare, "main")
-	return bare
-}
-
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
 }

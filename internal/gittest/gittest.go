@@ -41,3 +41,26 @@ func BareRepo(t testing.TB, readme string) string {
 	Git(t, src, "push", "--quiet", bare, "main")
 	return bare
 }
+
+// RegistryRemote is a bare repository standing for TensorRT-LLM's remote
+// with just a model registry (one Llama entry) on main: enough for runners
+// that do not run the onboarding workflow.
+func RegistryRemote(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "TensorRT-LLM.git")
+	Git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	src := filepath.Join(dir, "src")
+	Git(t, dir, "init", "--quiet", "--initial-branch=main", src)
+	reg := filepath.Join(src, "examples", "auto_deploy", "model_registry")
+	if err := os.MkdirAll(reg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(reg, "models.yaml"), []byte("models:\n# --- Llama (Jul 2024) ---\n- name: meta-llama/Llama-3.1-8B-Instruct\n  yaml_extra: [dashboard_default.yaml, world_size_1.yaml]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Git(t, src, "add", ".")
+	Git(t, src, "commit", "--quiet", "-m", "TensorRT-LLM stand-in")
+	Git(t, src, "push", "--quiet", bare, "main")
+	return bare
+}

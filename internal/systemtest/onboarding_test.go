@@ -15,6 +15,7 @@ import (
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/internal/standin"
 	"github.com/nvidia/adbot/onboarding/e2e"
 	"github.com/nvidia/adbot/onboarding/hub"
@@ -117,12 +118,12 @@ func replaceE2E(t testing.TB, remote, script string) {
 		t.Fatal(err)
 	}
 	src := filepath.Join(t.TempDir(), "src")
-	git(t, filepath.Dir(src), "clone", "--quiet", remote, src)
+	gittest.Git(t, filepath.Dir(src), "clone", "--quiet", remote, src)
 	if err := os.WriteFile(filepath.Join(src, "examples", "auto_deploy", "build_and_run_ad.py"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	git(t, src, "commit", "--quiet", "-am", "build_and_run_ad.py: the GPU stand-in")
-	git(t, src, "push", "--quiet", "origin", "HEAD:main")
+	gittest.Git(t, src, "commit", "--quiet", "-am", "build_and_run_ad.py: the GPU stand-in")
+	gittest.Git(t, src, "push", "--quiet", "origin", "HEAD:main")
 }
 
 // open asks for Qwen3-0.6B on issue and waits for the job to reach cond.
@@ -208,7 +209,7 @@ func TestOnboardingWorkflowEndToEnd(t *testing.T) {
 	}
 
 	// The branch holds the model, its tests and every edit.
-	files := git(t, r.remote, "diff", "--name-only", "main", j.HeadSHA)
+	files := gittest.Git(t, r.remote, "diff", "--name-only", "main", j.HeadSHA)
 	for _, want := range []string{st.ModelFile, st.TestFile, "examples/auto_deploy/model_registry/models.yaml",
 		"docs/source/models/supported-models.md", "tensorrt_llm/_torch/auto_deploy/models/custom/__init__.py", "qwen3-0.6b.yaml"} {
 		if !strings.Contains(files, want) {
@@ -218,7 +219,7 @@ func TestOnboardingWorkflowEndToEnd(t *testing.T) {
 	if strings.Contains(files, ".claude") {
 		t.Errorf("the branch changes the agent's configuration:\n%s", files)
 	}
-	if author := git(t, r.remote, "log", "-1", "--format=%an", j.HeadSHA); author != onboarding.DefaultGitName {
+	if author := gittest.Git(t, r.remote, "log", "-1", "--format=%an", j.HeadSHA); author != onboarding.DefaultGitName {
 		t.Errorf("commit author %q, want the App's bot", author)
 	}
 
@@ -309,7 +310,7 @@ func TestOnboardingWorkflowEndToEnd(t *testing.T) {
 	if !strings.Contains(r.joined(j.PR), strings.TrimSpace(pytest2)) {
 		t.Errorf("the update cycle's pytest log is not on the PR")
 	}
-	if got := git(t, r.remote, "log", "-1", "--format=%s", j.HeadSHA); !strings.Contains(got, "review feedback") {
+	if got := gittest.Git(t, r.remote, "log", "-1", "--format=%s", j.HeadSHA); !strings.Contains(got, "review feedback") {
 		t.Errorf("newest commit %q, want the feedback's", got)
 	}
 	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 || prs[0].Edits == 0 {

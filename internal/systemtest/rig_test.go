@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,7 +31,9 @@ import (
 	"github.com/nvidia/adbot/bus/bustest"
 	"github.com/nvidia/adbot/internal/fakegithub"
 	"github.com/nvidia/adbot/internal/fixtures"
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/internal/gpu/gputest"
+	"github.com/nvidia/adbot/internal/syncbuf"
 	"github.com/nvidia/adbot/onboarding/statuscomment"
 	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/server"
@@ -136,24 +136,6 @@ func newFakeHub(t testing.TB) *fakeHub {
 	return h
 }
 
-// logBuffer collects the process log (zerolog JSON lines) of the whole system.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // rig is one whole adbot: server, runner and the fakes around them.
 type rig struct {
 	t      testing.TB
@@ -166,7 +148,7 @@ type rig struct {
 	remote string
 	mirror string
 	wf     *workflow
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	logger zerolog.Logger
 	cfg    server.Config
 	// flow, when set, is the workflow the rig's runners run instead of wf
@@ -183,13 +165,13 @@ type rig struct {
 
 func newRig(t testing.TB, opts ...func(*rig)) *rig {
 	t.Helper()
-	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &logBuffer{},
+	r := &rig{t: t, gh: fakegithub.New(t), hub: newFakeHub(t), secret: randomHex(20), logs: &syncbuf.Buffer{},
 		wf: newWorkflow()}
 	for _, o := range opts {
 		o(r)
 	}
 	if r.remote == "" {
-		r.remote = bareRemote(t)
+		r.remote = gittest.RegistryRemote(t)
 	}
 	// Checked last, once everything has stopped writing (cleanups run in reverse).
 	t.Cleanup(r.checkPromises)
@@ -597,39 +579,6 @@ func (r *rig) checkLogStore() {
 	} else if !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		t.Errorf("list the log store: %v", err)
 	}
-}
-
-// bareRemote makes a bare repository with one commit on main: TensorRT-LLM's stand-in.
-func bareRemote(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	bare := filepath.Join(dir, "TensorRT-LLM.git")
-	git(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	src := filepath.Join(dir, "src")
-	git(t, dir, "init", "--quiet", "--initial-branch=main", src)
-	reg := filepath.Join(src, "examples", "auto_deploy", "model_registry")
-	if err := os.MkdirAll(reg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(reg, "models.yaml"), []byte("models:\n# --- Llama (Jul 2024) ---\n- name: meta-llama/Llama-3.1-8B-Instruct\n  yaml_extra: [dashboard_default.yaml, world_size_1.yaml]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, src, "add", ".")
-	git(t, src, "commit", "--quiet", "-m", "TensorRT-LLM stand-in")
-	git(t, src, "push", "--quiet", bare, "main")
-	return bare
-}
-
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func itoa(n int) string     { return strconv.Itoa(n) }

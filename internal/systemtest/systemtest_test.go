@@ -12,6 +12,7 @@ import (
 
 	"github.com/nvidia/adbot/bus"
 	"github.com/nvidia/adbot/internal/fakegithub"
+	"github.com/nvidia/adbot/internal/gittest"
 	"github.com/nvidia/adbot/runners"
 	"github.com/nvidia/adbot/server"
 )
@@ -45,10 +46,10 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if j.HeadSHA == "" || j.PR == 0 || j.Branch != runners.BranchName(j) || j.Runner != "" {
 		t.Fatalf("job after the first cycle = %+v", j)
 	}
-	if got := git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch); got != j.HeadSHA {
+	if got := gittest.Git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch); got != j.HeadSHA {
 		t.Errorf("pushed head %s, job HeadSHA %s", got, j.HeadSHA)
 	}
-	if files := git(t, r.remote, "show", "--name-only", "--format=", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
+	if files := gittest.Git(t, r.remote, "show", "--name-only", "--format=", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
 		t.Errorf("pushed commit changes %q, want the registry", files)
 	}
 	prs := r.gh.PullRequests(owner, repo)
@@ -135,14 +136,14 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if want := []string{"Keep the Qwen3 family together.", "Please also list the model in the support matrix.", "Use world_size_1.yaml for this one."}; !slices.Equal(runs[1].Feedback, want) {
 		t.Errorf("the update cycle answered %q, want %q", runs[1].Feedback, want)
 	}
-	head := git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch)
+	head := gittest.Git(t, r.remote, "rev-parse", "refs/heads/"+j.Branch)
 	if head == firstHead || j.HeadSHA != head {
 		t.Errorf("after the update: remote head %s, job HeadSHA %s, first head %s", head, j.HeadSHA, firstHead)
 	}
-	if parent := git(t, r.remote, "rev-parse", head+"^"); parent != firstHead {
+	if parent := gittest.Git(t, r.remote, "rev-parse", head+"^"); parent != firstHead {
 		t.Errorf("the update commit's parent is %s, want the first head %s", parent, firstHead)
 	}
-	if msg := git(t, r.remote, "log", "-1", "--format=%B", head); !strings.Contains(msg, "support matrix") || !strings.Contains(msg, "world_size_1.yaml") {
+	if msg := gittest.Git(t, r.remote, "log", "-1", "--format=%B", head); !strings.Contains(msg, "support matrix") || !strings.Contains(msg, "world_size_1.yaml") {
 		t.Errorf("the update commit does not mention the feedback:\n%s", msg)
 	}
 	if n := len(r.gh.PullRequests(owner, repo)); n != 1 {
@@ -248,15 +249,15 @@ func TestOnboardReviewApprove(t *testing.T) {
 	}
 	// The runner keeps nothing of the job: no branch in its mirror, no
 	// worktree on it, no change left in any worktree.
-	if b := git(t, r.mirror, "branch", "--list", j.Branch); b != "" {
+	if b := gittest.Git(t, r.mirror, "branch", "--list", j.Branch); b != "" {
 		t.Errorf("the runner's mirror still has branch %s", b)
 	}
-	if wts := git(t, r.mirror, "worktree", "list", "--porcelain"); strings.Contains(wts, j.Branch) {
+	if wts := gittest.Git(t, r.mirror, "worktree", "list", "--porcelain"); strings.Contains(wts, j.Branch) {
 		t.Errorf("a worktree is still on the job's branch:\n%s", wts)
 	} else {
 		for _, line := range strings.Split(wts, "\n") {
 			if dir, ok := strings.CutPrefix(line, "worktree "); ok && dir != r.mirror {
-				if st := git(t, dir, "status", "--porcelain", "--ignored"); st != "" {
+				if st := gittest.Git(t, dir, "status", "--porcelain", "--ignored"); st != "" {
 					t.Errorf("worktree %s is not clean:\n%s", dir, st)
 				}
 			}
@@ -507,7 +508,7 @@ func TestRunnerStoppedMidCycle(t *testing.T) {
 	if len(runs) != 2 || runs[0].Number != 1 || runs[1].Number != 1 || j.Cycle != 1 {
 		t.Fatalf("runs %+v (job at cycle %d), want cycle 1 begun twice", runs, j.Cycle)
 	}
-	if files := git(t, r.remote, "diff", "--name-only", "main", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
+	if files := gittest.Git(t, r.remote, "diff", "--name-only", "main", j.HeadSHA); files != "examples/auto_deploy/model_registry/models.yaml" {
 		t.Errorf("the pushed branch changes %q, want the registry entry made before the stop", files)
 	}
 	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 {
@@ -574,7 +575,7 @@ func TestFeedbackWhileBusy(t *testing.T) {
 	if want := []string{"B: and add a unit test.", "C: the footnote is missing."}; !slices.Equal(runs[2].Feedback, want) {
 		t.Errorf("cycle 3 answered %q, want %q", runs[2].Feedback, want)
 	}
-	if msg := git(t, r.remote, "log", "-1", "--format=%B", j.HeadSHA); !strings.Contains(msg, "B: and add a unit test.") || !strings.Contains(msg, "C: the footnote is missing.") {
+	if msg := gittest.Git(t, r.remote, "log", "-1", "--format=%B", j.HeadSHA); !strings.Contains(msg, "B: and add a unit test.") || !strings.Contains(msg, "C: the footnote is missing.") {
 		t.Errorf("the last commit does not answer B and C:\n%s", msg)
 	}
 	if n := r.cyclesPublished(); n != 3 {
@@ -669,7 +670,7 @@ func TestRetryAfterFailure(t *testing.T) {
 	if len(runs) != 2 || runs[0].Err == nil || runs[1].Kind != bus.KindRetry || runs[1].Err != nil {
 		t.Errorf("cycles %+v, want a failed one and a retry that succeeded", runs)
 	}
-	if n := strings.Count(git(t, r.remote, "show", j.HeadSHA+":examples/auto_deploy/model_registry/models.yaml"), "- name: "+qwen+"\n"); n != 1 {
+	if n := strings.Count(gittest.Git(t, r.remote, "show", j.HeadSHA+":examples/auto_deploy/model_registry/models.yaml"), "- name: "+qwen+"\n"); n != 1 {
 		t.Errorf("the pushed registry has %d entries for %s, want 1", n, qwen)
 	}
 	if prs := r.gh.PullRequests(owner, repo); len(prs) != 1 || prs[0].Number != j.PR {

@@ -64,8 +64,6 @@ type Host interface {
 	React(ctx context.Context, to Feedback, content string) error
 	// CheckRun creates or updates the check run for key on a commit.
 	CheckRun(ctx context.Context, key string, cr CheckRun) error
-	// UpdateStatus rewrites the job's status comment.
-	UpdateStatus(ctx context.Context) error
 	// Spend adds an agent run's use to the job's budget record and notes
 	// its session.
 	Spend(ctx context.Context, u Usage) error

@@ -1,0 +1,80 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/nvidia/adbot/bus"
+)
+
+// The status comment has one writer: the server. Runners record what they
+// do in the job (the phase running, the phases done, the status a cycle
+// ended with); watchStatus follows the job bucket and brings each job's
+// status comment up to date, rendered as every other edit of it is
+// (Worker.view, with the queue's figures). It edits only when the text
+// changed since its last edit, and the job's record is what it reads, so a
+// restarted server simply renders the newest record again. It runs until
+// ctx ends (the server runs it beside Run).
+func (w *Worker) WatchStatus(ctx context.Context) error {
+	log := zerolog.Ctx(ctx)
+	for ctx.Err() == nil {
+		if err := w.followJobs(ctx); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("follow jobs for the status comments: again in a few seconds")
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Worker) followJobs(ctx context.Context) error {
+	watch, err := w.d.Bus.Jobs.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = watch.Stop() }()
+	last := map[string]string{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-watch.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var j bus.Job
+			if json.Unmarshal(e.Value(), &j) != nil || j.StatusCommentID == 0 || j.Key == "" {
+				continue
+			}
+			body := w.view(ctx, &j)
+			if last[j.Key] == body {
+				continue
+			}
+			if err := w.editStatus(ctx, &j, body); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str(bus.LogKeyJob, j.Key).Msg("update status comment")
+				continue
+			}
+			last[j.Key] = body
+		}
+	}
+}
+
+// editStatus rewrites j's status comment to body.
+func (w *Worker) editStatus(ctx context.Context, j *bus.Job, body string) error {
+	gh, err := w.d.Clients.NewInstallationClient(j.InstallationID)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.d.CommandTimeout)
+	defer cancel()
+	return w.refreshStatusWith(ctx, gh, j, body)
+}
