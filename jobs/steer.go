@@ -156,16 +156,24 @@ func (w *Worker) end(ctx context.Context, st *state) error {
 	default:
 		note = "ended by @" + c.Actor
 	}
+	ended := false
 	j, err = bus.UpdateJob(ctx, w.d.Bus.Jobs, j.Key, func(cur *bus.Job) error {
 		if cur.Status.Terminal() {
 			return bus.ErrUnchanged
 		}
 		w.endJob(cur, bus.StatusDone, note)
+		ended = true
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	zerolog.Ctx(ctx).Info().Str(bus.LogKeyJob, j.Key).Str("reason", c.Reason).Msg("Job ended")
-	return w.refreshStatus(ctx, st.gh, j)
+	if err := w.refreshStatus(ctx, st.gh, j); err != nil {
+		return err
+	}
+	if !ended {
+		return nil // another command ended it first, and said so
+	}
+	return st.reply(ctx, "ended", endedText(j))
 }

@@ -209,3 +209,18 @@ func short(sha string) string {
 	}
 	return sha
 }
+
+// endedText is the job's last comment: why it ended and what it leaves.
+func endedText(j *bus.Job) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s Done with %s: %s.", agentPrefix, code(j.ModelID), j.Note)
+	if j.HeadSHA != "" {
+		fmt.Fprintf(&b, " Last tested head: %s.", code(short(j.HeadSHA)))
+	}
+	fmt.Fprintf(&b, " %d cycle(s)", j.Cycle)
+	if j.BudgetTurns > 0 || j.BudgetUSD > 0 {
+		fmt.Fprintf(&b, ", %d agent turn(s), $%.2f of agent spend", j.BudgetTurns, j.BudgetUSD)
+	}
+	b.WriteString(". The runner has released its worktree and lease; nothing more runs for this job.")
+	return b.String()
+}
