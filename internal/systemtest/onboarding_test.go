@@ -323,7 +323,9 @@ func TestOnboardingWorkflowEndToEnd(t *testing.T) {
 	if j.Cycle != 2 {
 		t.Errorf("cycles %d, want 2", j.Cycle)
 	}
-	r.poll("the job's last comment", func() bool { return strings.Contains(r.joined(j.PR), "[AGENT] Done with `"+qwen+"`: approved by @"+maintainer) })
+	r.poll("the job's last comment", func() bool {
+		return strings.Contains(r.joined(j.PR), "[AGENT] Done with `"+qwen+"`: approved by @"+maintainer)
+	})
 }
 
 func fakeReviewComment(pr int, path string) fakegithub.ReviewComment {
