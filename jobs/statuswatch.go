@@ -34,12 +34,16 @@ func (w *Worker) WatchStatus(ctx context.Context) error {
 }
 
 func (w *Worker) followJobs(ctx context.Context) error {
-	watch, err := w.d.Bus.Jobs.WatchAll(ctx, jetstream.UpdatesOnly())
+	// The watch starts with every job's newest record, so that a change
+	// made while no writer followed (a restart) is shown too; jobs that had
+	// ended by then keep their comment as it is.
+	watch, err := w.d.Bus.Jobs.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = watch.Stop() }()
 	last := map[string]string{}
+	initial := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,11 +52,15 @@ func (w *Worker) followJobs(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
+			if e == nil {
+				initial = false // the newest records are in: updates follow
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
 			var j bus.Job
-			if json.Unmarshal(e.Value(), &j) != nil || j.StatusCommentID == 0 || j.Key == "" {
+			if json.Unmarshal(e.Value(), &j) != nil || j.StatusCommentID == 0 || j.Key == "" || (initial && j.Status.Terminal()) {
 				continue
 			}
 			body := w.view(ctx, &j)
