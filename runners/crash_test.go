@@ -249,10 +249,13 @@ func TestCrashTakeover(t *testing.T) {
 		prs[p.Head]++
 	}
 	for i, k := range keys {
-		if finishedBy[k] != 1 {
-			t.Errorf("%s finished %d times, want once", k, finishedBy[k])
-		}
+		// The job record says it finished (waitFor above); the log says by
+		// whom. A kill can land after the record and before the log line, so
+		// a finish may go unlogged, but none may be logged twice.
 		j := e.job(k)
+		if finishedBy[k] > 1 || j.Completed.IsZero() {
+			t.Errorf("%s finished %d times (completed %v), want once", k, finishedBy[k], j.Completed)
+		}
 		if branch := fmt.Sprintf("adbot/qwen-qwen3-0.6b-%d", 100+i); prs[branch] != 1 || j.PR == 0 {
 			t.Errorf("%s: %d pull requests from %s (job records #%d), want exactly one", k, prs[branch], branch, j.PR)
 		}
