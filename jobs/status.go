@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -119,11 +120,62 @@ func (w *Worker) findStatusComment(ctx context.Context, gh *github.Client, j *bu
 // refreshStatus edits j's status comment to show j now. A job without one
 // yet is left alone: only the onboard command that made the job posts it, so
 // that commands carried out side by side never post two.
+//
+// Commands and the status writer (WatchStatus) both come here, and edits
+// of one job's comment go one at a time, each showing the job's newest
+// record: so the comment never goes back to an older state (a "running"
+// rendered before a cancel, sent after it).
 func (w *Worker) refreshStatus(ctx context.Context, gh *github.Client, j *bus.Job) error {
 	if j.StatusCommentID == 0 {
 		return nil
 	}
-	return w.refreshStatusWith(ctx, gh, j, w.view(ctx, j))
+	l := w.edits.lock(j.Key)
+	defer l.mu.Unlock()
+	cur, rev, err := bus.GetJob(ctx, w.d.Bus.Jobs, j.Key)
+	if err != nil {
+		return err
+	}
+	if cur.StatusCommentID == 0 || rev < l.rev {
+		return nil
+	}
+	body := w.view(ctx, cur)
+	if rev == l.rev && body == l.body {
+		return nil // shown already
+	}
+	if err := w.refreshStatusWith(ctx, gh, cur, body); err != nil {
+		return err
+	}
+	l.rev, l.body = rev, body
+	return nil
+}
+
+// statusEdits serializes the edits of each job's status comment and
+// remembers what each last showed.
+type statusEdits struct {
+	mu sync.Mutex
+	m  map[string]*statusEdit
+}
+
+type statusEdit struct {
+	mu   sync.Mutex
+	rev  uint64
+	body string
+}
+
+// lock returns key's edit record, locked.
+func (s *statusEdits) lock(key string) *statusEdit {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[string]*statusEdit{}
+	}
+	e := s.m[key]
+	if e == nil {
+		e = &statusEdit{}
+		s.m[key] = e
+	}
+	s.mu.Unlock()
+	e.mu.Lock()
+	return e
 }
 
 // refreshStatusWith edits j's status comment to body (posting a new one if

@@ -15,9 +15,10 @@ import (
 // do in the job (the phase running, the phases done, the status a cycle
 // ended with); watchStatus follows the job bucket and brings each job's
 // status comment up to date, rendered as every other edit of it is
-// (Worker.view, with the queue's figures). It edits only when the text
-// changed since its last edit, and the job's record is what it reads, so a
-// restarted server simply renders the newest record again. It runs until
+// (Worker.view, with the queue's figures), through refreshStatus, which
+// commands use too: edits of one comment go one at a time, each showing the
+// job's newest record, and only when the text changed. A restarted server
+// simply renders the newest records again. It runs until
 // ctx ends (the server runs it beside Run).
 func (w *Worker) WatchStatus(ctx context.Context) error {
 	log := zerolog.Ctx(ctx)
@@ -42,7 +43,6 @@ func (w *Worker) followJobs(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = watch.Stop() }()
-	last := map[string]string{}
 	initial := true
 	for {
 		select {
@@ -63,26 +63,20 @@ func (w *Worker) followJobs(ctx context.Context) error {
 			if json.Unmarshal(e.Value(), &j) != nil || j.StatusCommentID == 0 || j.Key == "" || (initial && j.Status.Terminal()) {
 				continue
 			}
-			body := w.view(ctx, &j)
-			if last[j.Key] == body {
-				continue
-			}
-			if err := w.editStatus(ctx, &j, body); err != nil {
+			if err := w.editStatus(ctx, &j); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str(bus.LogKeyJob, j.Key).Msg("update status comment")
-				continue
 			}
-			last[j.Key] = body
 		}
 	}
 }
 
-// editStatus rewrites j's status comment to body.
-func (w *Worker) editStatus(ctx context.Context, j *bus.Job, body string) error {
+// editStatus brings j's status comment up to j's newest record.
+func (w *Worker) editStatus(ctx context.Context, j *bus.Job) error {
 	gh, err := w.d.Clients.NewInstallationClient(j.InstallationID)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.d.CommandTimeout)
 	defer cancel()
-	return w.refreshStatusWith(ctx, gh, j, body)
+	return w.refreshStatus(ctx, gh, j)
 }

@@ -79,6 +79,7 @@ type Worker struct {
 	d     WorkerDeps
 	perms *permCache
 	queue *queueCache
+	edits statusEdits
 }
 
 // NewWorker returns a worker; Run starts it.
