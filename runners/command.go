@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nvidia/adbot/internal/gpu"
+	"github.com/nvidia/adbot/onboarding/workflow"
 	"github.com/nvidia/adbot/runners/admission"
 )
 
@@ -50,12 +51,16 @@ them back to the queue for another runner.
 
 Environment: ADBOT_RUNNER_NAME, NATS_URL, NATS_CREDS, ADBOT_DATA_DIR,
 ADBOT_REPO_DIR, ADBOT_TRTLLM_REMOTE (a URL, or a local bare repository's path
-or file:// URL), ADBOT_AGENT_CMD, ADBOT_GPUS (auto, none, indices like 0,2,3,
-or mock:8xH100-80GB for idle mocked GPUs on a host without any),
-ADBOT_DISK_FLOOR_GB, ADBOT_PASS_ENV, GITHUB_V3_API_URL.
-
-Flags:
+or file:// URL), ADBOT_GPUS (auto, none, indices like 0,2,3, or
+mock:8xH100-80GB for idle mocked GPUs on a host without any),
+ADBOT_DISK_FLOOR_GB, ADBOT_PASS_ENV, GITHUB_V3_API_URL, ADBOT_SANDBOX (bwrap
+or off), ADBOT_AGENT_EGRESS, ADBOT_AGENT_ALLOWED_TOOLS,
+ADBOT_AGENT_DISALLOWED_TOOLS; and the onboarding workflow's:
 `)
+		for _, k := range workflow.EnvKeys {
+			fmt.Fprintf(stderr, "  %-28s %s\n", k[0], k[1])
+		}
+		fmt.Fprint(stderr, "\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -153,3 +153,19 @@ func TestPrompts(t *testing.T) {
 		}
 	}
 }
+
+// EnvKeys, which adbot runner --help prints, lists exactly the variables
+// OptionsFromEnv reads.
+func TestEnvKeysAreWhatIsRead(t *testing.T) {
+	read := map[string]bool{}
+	if _, err := OptionsFromEnv(func(k string) string { read[k] = true; return "" }); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, k := range EnvKeys {
+		listed[k[0]] = true
+	}
+	if diff := cmp.Diff(read, listed); diff != "" {
+		t.Errorf("keys read (-) and listed (+):\n%s", diff)
+	}
+}
