@@ -3,6 +3,8 @@ package proc_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -18,12 +20,22 @@ import (
 	"github.com/nvidia/adbot/runners/proc"
 )
 
+// testSecret is the secret the runners of these tests redact, made at run
+// time: 18 characters, like a short token, so that it can straddle a cut.
+var testSecret = func() string {
+	b := make([]byte, 7)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "tok_" + hex.EncodeToString(b)
+}()
+
 func newRunner(t *testing.T) (*proc.Runner, *[]proc.Chunk) {
 	var mu sync.Mutex
 	var chunks []proc.Chunk
 	r := &proc.Runner{
 		LogDir:   t.TempDir(),
-		Redactor: proc.NewRedactor("ghs_supersecret123"),
+		Redactor: proc.NewRedactor(testSecret),
 		Sink: func(c proc.Chunk) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -72,7 +84,7 @@ func TestRunMinimalEnvironment(t *testing.T) {
 func TestRunOutputOrderedCompleteRedacted(t *testing.T) {
 	r, chunks := newRunner(t)
 	// 5000 numbered lines on stdout, a secret on both streams.
-	script := `for i in $(seq 1 5000); do echo "line $i"; done; echo "token ghs_supersecret123 here"; echo "err ghs_supersecret123" >&2; exit 3`
+	script := `for i in $(seq 1 5000); do echo "line $i"; done; echo "token ` + testSecret + ` here"; echo "err ` + testSecret + `" >&2; exit 3`
 	res, err := r.Run(context.Background(), proc.Cmd{Name: "many lines", Args: []string{"sh", "-c", script}})
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || res.ExitCode != 3 {
@@ -112,7 +124,7 @@ func TestRunOutputOrderedCompleteRedacted(t *testing.T) {
 func TestRunRedactsSecretAcrossLongLineCut(t *testing.T) {
 	for _, at := range []int{proc.ChunkSize - 10, proc.ChunkSize - 1, proc.ChunkSize - 17, 2*proc.ChunkSize - 5} {
 		r, chunks := newRunner(t)
-		line := strings.Repeat("x", at) + "ghs_supersecret123" + strings.Repeat("y", 100)
+		line := strings.Repeat("x", at) + testSecret + strings.Repeat("y", 100)
 		res, err := r.Run(context.Background(), proc.Cmd{Name: "long", Args: []string{"printf", "%s\\n", line}})
 		if err != nil {
 			t.Fatal(err)

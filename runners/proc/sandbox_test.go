@@ -39,7 +39,7 @@ func job(t *testing.T) (spec sandbox.Spec, outside string) {
 
 // script is the stand-in: it writes its worktree, prints its GitHub token
 // (there must be none) and a secret (redacted), and reads a file outside.
-const script = `echo made > new.txt; echo "gh=[$GITHUB_TOKEN]"; echo "leak ghs_supersecret123"; cat "$1" && echo READ-OUTSIDE; exit 0`
+var script = `echo made > new.txt; echo "gh=[$GITHUB_TOKEN]"; echo "leak ` + testSecret + `"; cat "$1" && echo READ-OUTSIDE; exit 0`
 
 func TestRunSandboxed(t *testing.T) {
 	if err := sandbox.Probe(context.Background(), "bwrap"); err != nil {
@@ -52,7 +52,7 @@ func TestRunSandboxed(t *testing.T) {
 	r, chunks := newRunner(t)
 	res, err := r.Run(context.Background(), proc.Cmd{
 		Name: "pytest", Args: []string{"sh", "-c", script, "sh", outside},
-		Env: []string{"GITHUB_TOKEN=ghs_supersecret123"}, Sandbox: sandbox.Test(spec),
+		Env: []string{"GITHUB_TOKEN=" + testSecret}, Sandbox: sandbox.Test(spec),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestRunSandboxed(t *testing.T) {
 	for _, c := range *chunks {
 		streamed = append(streamed, c.Data...)
 	}
-	if bytes.Contains(streamed, []byte("ghs_supersecret123")) || bytes.Contains(streamed, []byte("READ-OUTSIDE")) {
+	if bytes.Contains(streamed, []byte(testSecret)) || bytes.Contains(streamed, []byte("READ-OUTSIDE")) {
 		t.Errorf("streamed output holds a secret or the outside file: %q", streamed)
 	}
 }
@@ -81,7 +81,7 @@ func TestRunSandboxOff(t *testing.T) {
 	ctx := zerolog.New(&logs).WithContext(context.Background())
 	res, err := r.Run(ctx, proc.Cmd{
 		Name: "agent", Args: []string{"sh", "-c", script, "sh", outside}, Dir: spec.Worktree,
-		Env: []string{"GITHUB_TOKEN=ghs_supersecret123"}, Sandbox: sandbox.Agent(spec, "", ""),
+		Env: []string{"GITHUB_TOKEN=" + testSecret}, Sandbox: sandbox.Agent(spec, "", ""),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -185,10 +185,11 @@ func TestParseMode(t *testing.T) {
 
 func TestEnviron(t *testing.T) {
 	spec := sandbox.Spec{Worktree: "/w", Scratch: "/s", GPUs: []int{4, 6}}
+	apiKey := "ANTHROPIC_API_KEY=" + secret(t, "")
 	env := []string{
-		"PATH=/usr/bin", "HOME=/root", "TMPDIR=/var/tmp", "HF_HOME=/hf", "HF_TOKEN=hf_x", "GITHUB_TOKEN=ghs_x",
-		"ADBOT_GIT_TOKEN=ghs_y", "GH_TOKEN=gho_z", "ANTHROPIC_API_KEY=sk-ant-x", "NATS_CREDS=/c", "https_proxy=http://corp:3128",
-		"CUDA_VISIBLE_DEVICES=4,6", "AWS_SECRET_ACCESS_KEY=a",
+		"PATH=/usr/bin", "HOME=/root", "TMPDIR=/var/tmp", "HF_HOME=/hf", "HF_TOKEN=" + secret(t, ""), "GITHUB_TOKEN=" + secret(t, ""),
+		"ADBOT_GIT_TOKEN=" + secret(t, ""), "GH_TOKEN=" + secret(t, ""), apiKey, "NATS_CREDS=/c", "https_proxy=http://corp:3128",
+		"CUDA_VISIBLE_DEVICES=4,6", "AWS_SECRET_ACCESS_KEY=" + secret(t, ""),
 	}
 	for _, tc := range []struct {
 		name string
@@ -196,7 +197,7 @@ func TestEnviron(t *testing.T) {
 		want []string
 	}{
 		{"agent", sandbox.Agent(spec, "/run/px.sock", ""), []string{
-			"PATH=/usr/bin", "HF_HOME=/hf", "ANTHROPIC_API_KEY=sk-ant-x", "HOME=/s", "TMPDIR=/s/tmp",
+			"PATH=/usr/bin", "HF_HOME=/hf", apiKey, "HOME=/s", "TMPDIR=/s/tmp",
 			"CUDA_DEVICE_ORDER=PCI_BUS_ID", "CUDA_VISIBLE_DEVICES=0,1",
 			"HTTPS_PROXY=http://127.0.0.1:3128", "HTTP_PROXY=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128", "http_proxy=http://127.0.0.1:3128",
 			"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1",

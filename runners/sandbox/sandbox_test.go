@@ -86,8 +86,8 @@ func newHost(t *testing.T) *host {
 		filepath.Join(h.other, "secret.txt"):        "another job\n",
 		filepath.Join(h.data, "runner.json"):        "runner state\n",
 		filepath.Join(h.ro, "model", "config.json"): "{}\n",
-		h.creds:                      "-----BEGIN NATS USER JWT-----\n",
-		h.appKey:                     "-----BEGIN RSA PRIVATE KEY-----\n",
+		h.creds:                      secret(t, "nats-creds-") + "\n",
+		h.appKey:                     secret(t, "app-key-") + "\n",
 		filepath.Join(h.ro, "token"): secret(t, "hf_") + "\n",
 	}
 	for _, n := range []string{"nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl", "nvidia-uvm"} {
