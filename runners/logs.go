@@ -47,7 +47,9 @@ type logStream struct {
 	cycle   int
 	ch      chan proc.Chunk
 	done    chan struct{}
-	once    sync.Once
+
+	mu     sync.Mutex // guards closed and sends against close
+	closed bool
 }
 
 func (r *Runner) newLogStream(ctx context.Context, job string, cycle int) *logStream {
@@ -57,8 +59,17 @@ func (r *Runner) newLogStream(ctx context.Context, job string, cycle int) *logSt
 	return s
 }
 
-// send queues a chunk; it must not be called after close.
-func (s *logStream) send(c proc.Chunk) { s.ch <- c }
+// send queues a chunk. One sent after close (a proxy refusal racing the
+// cycle's end, say) is counted and dropped: the stream is flushed already.
+func (s *logStream) send(c proc.Chunk) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.r.metrics.logChunksFailed.Inc()
+		return
+	}
+	s.ch <- c
+}
 
 func (s *logStream) run() {
 	defer close(s.done)
@@ -83,7 +94,12 @@ func (s *logStream) run() {
 
 // close publishes what is queued, flushes, and returns.
 func (s *logStream) close() {
-	s.once.Do(func() { close(s.ch) })
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
+	s.mu.Unlock()
 	<-s.done
 }
 

@@ -88,7 +88,9 @@ func (c *cycle) agent(ctx context.Context, step, prompt string, fresh bool) (str
 		}
 		rec.Error = e.Error()
 		c.st.Agent = append(c.st.Agent, rec)
-		_ = c.save(ctx)
+		if serr := c.save(ctx); serr != nil {
+			return "", errors.Join(fmt.Errorf("agent (%s): %w", step, e), serr)
+		}
 		if opts.Resume != "" && run.Result == nil {
 			// The session could not be resumed here: start afresh once.
 			return c.agent(ctx, step+"-fresh", prompt, true)

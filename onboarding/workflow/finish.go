@@ -196,26 +196,7 @@ func (c *cycle) answerFeedback(ctx context.Context) error {
 
 // updateE2E runs the whole model again (the reduced run proved the wiring
 // in the onboarding cycle).
-func (c *cycle) updateE2E(ctx context.Context) error {
-	for round := 0; ; round++ {
-		v, err := c.runE2E(ctx, 0)
-		if err != nil {
-			return err
-		}
-		if v.OK {
-			return nil
-		}
-		if round >= c.w.opt.FixRounds {
-			return fmt.Errorf("end-to-end run still fails after %d fixes: %s", round, v.Reason)
-		}
-		if _, err := c.agent(ctx, fmt.Sprintf("fix-e2e-%d", c.st.E2E.Runs), fixE2EPrompt(c.job, c.st, v.Reason), false); err != nil {
-			return err
-		}
-		if _, err := c.commit(ctx, "[AutoDeploy] Fix the end-to-end run of "+c.job.ModelID); err != nil {
-			return err
-		}
-	}
-}
+func (c *cycle) updateE2E(ctx context.Context) error { return c.runUntilPass(ctx, 0) }
 
 // reply answers each remark in its thread with what changed and the new
 // results, and marks it handled with a 👍.

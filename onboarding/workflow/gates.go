@@ -60,9 +60,13 @@ func (c *cycle) pytest(ctx context.Context) (bool, string, error) {
 		return false, "", fmt.Errorf("unit tests: %w", runErr)
 	}
 	out := readAll(res.Stdout) + readAll(res.Stderr)
-	_ = c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/pytest-%d.log", c.job.Cycle, n), res.Stdout)
+	if err := c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/pytest-%d.log", c.job.Cycle, n), res.Stdout); err != nil {
+		return false, "", err
+	}
 	if _, err := os.Stat(junit); err == nil {
-		_ = c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/pytest-%d.xml", c.job.Cycle, n), junit)
+		if err := c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/pytest-%d.xml", c.job.Cycle, n), junit); err != nil {
+			return false, "", err
+		}
 	}
 	head, err := c.head(ctx)
 	if err != nil {
@@ -140,7 +144,13 @@ func (c *cycle) reviewLoop(ctx context.Context) error {
 // config, a bounded number of times. The pairs come from the results JSON,
 // checked against the log.
 func (c *cycle) endToEnd(ctx context.Context) error {
-	for _, layers := range []int{c.w.opt.ReducedLayers, 0} {
+	return c.runUntilPass(ctx, c.w.opt.ReducedLayers, 0)
+}
+
+// runUntilPass runs the end-to-end script with each layer count in turn (0:
+// all), each until it passes or the agent's fixes run out.
+func (c *cycle) runUntilPass(ctx context.Context, layerCounts ...int) error {
+	for _, layers := range layerCounts {
 		for round := 0; ; round++ {
 			v, err := c.runE2E(ctx, layers)
 			if err != nil {
@@ -193,8 +203,11 @@ func (c *cycle) runE2E(ctx context.Context, layers int) (e2e.Verdict, error) {
 	if res.Stdout == "" {
 		return e2e.Verdict{}, fmt.Errorf("end-to-end: %w", runErr)
 	}
-	_ = c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/e2e-%d.stdout", c.job.Cycle, n), res.Stdout)
-	_ = c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/e2e-%d.stderr", c.job.Cycle, n), res.Stderr)
+	for name, path := range map[string]string{"stdout": res.Stdout, "stderr": res.Stderr} {
+		if err := c.h.SaveLog(ctx, fmt.Sprintf("cycle-%d/e2e-%d.%s", c.job.Cycle, n, name), path); err != nil {
+			return e2e.Verdict{}, err
+		}
+	}
 	// Older versions log to stderr, newer to stdout.
 	run := e2e.Run{ExitCode: res.ExitCode, Expected: e2e.DefaultBatchSize}
 	logText := readAll(res.Stdout)

@@ -60,6 +60,11 @@ func isWeight(name string) bool {
 // local transformers knows it.
 func (c *cycle) gather(ctx context.Context) error {
 	j := c.job
+	// The id and the revision become argv entries and cache paths: hold
+	// them to their forms here too, whatever wrote the job.
+	if err := hub.ValidateModelID(j.ModelID); err != nil {
+		return fmt.Errorf("gather: %w", err)
+	}
 	m, err := c.w.opt.Hub.Model(ctx, j.ModelID, j.Revision)
 	if err != nil {
 		return Transient(fmt.Errorf("gather: ask the Hub for %s: %w", j.ModelID, err))
@@ -67,6 +72,9 @@ func (c *cycle) gather(ctx context.Context) error {
 	rev := j.Revision
 	if rev == "" {
 		rev = m.SHA
+	}
+	if !commitID.MatchString(rev) {
+		return fmt.Errorf("gather: revision %q of %s is not a commit id", rev, j.ModelID)
 	}
 	cfgBytes, err := c.w.opt.Hub.File(ctx, j.ModelID, rev, "config.json")
 	if err != nil {
@@ -185,8 +193,11 @@ func (c *cycle) downloadCode(ctx context.Context, m *hub.Model, rev string) erro
 			}
 		}
 		ref := filepath.Join(cache, "models--"+strings.ReplaceAll(j.ModelID, "/", "--"), "refs", "main")
-		if err := os.MkdirAll(filepath.Dir(ref), 0o755); err == nil {
-			_ = os.WriteFile(ref, []byte(rev), 0o644)
+		if err := os.MkdirAll(filepath.Dir(ref), 0o755); err != nil {
+			return fmt.Errorf("gather: %w", err)
+		}
+		if err := os.WriteFile(ref, []byte(rev), 0o644); err != nil {
+			return fmt.Errorf("gather: %w", err)
 		}
 		c.st.Gather.Snapshot = snap
 		c.st.Gather.Via = "the Hub's HTTP API (no `hf` CLI on this runner)"
@@ -202,7 +213,11 @@ func (c *cycle) downloadCode(ctx context.Context, m *hub.Model, rev string) erro
 	return nil
 }
 
-var safeIdent = regexp.MustCompile(`^[a-z0-9_]+$`)
+var (
+	safeIdent = regexp.MustCompile(`^[a-z0-9_]+$`)
+	// commitID is a git commit id as the Hub gives it.
+	commitID = regexp.MustCompile(`^[0-9a-f]{40}$`)
+)
 
 // transformersHas says whether the runner's transformers has a modeling
 // file for the model type.

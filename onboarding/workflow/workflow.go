@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -71,38 +72,19 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	def := func(v *string, d string) {
-		if *v == "" {
-			*v = d
-		}
-	}
-	def(&o.AgentCmd, DefaultAgentCmd)
-	def(&o.PermissionMode, DefaultPermissionMode)
-	def(&o.Python, DefaultPython)
-	def(&o.HFCLI, "hf")
-	def(&o.GitName, DefaultGitName)
-	def(&o.GitEmail, DefaultGitEmail)
-	if o.MaxTurns <= 0 {
-		o.MaxTurns = DefaultMaxTurns
-	}
-	if o.FixRounds <= 0 {
-		o.FixRounds = DefaultFixRounds
-	}
-	if o.ReviewRounds <= 0 {
-		o.ReviewRounds = DefaultReviewRounds
-	}
-	if o.ReducedLayers <= 0 {
-		o.ReducedLayers = DefaultReducedLayers
-	}
-	if o.AgentTimeout <= 0 {
-		o.AgentTimeout = DefaultAgentTimeout
-	}
-	if o.TestTimeout <= 0 {
-		o.TestTimeout = DefaultTestTimeout
-	}
-	if o.E2ETimeout <= 0 {
-		o.E2ETimeout = DefaultE2ETimeout
-	}
+	o.AgentCmd = cmp.Or(o.AgentCmd, DefaultAgentCmd)
+	o.PermissionMode = cmp.Or(o.PermissionMode, DefaultPermissionMode)
+	o.Python = cmp.Or(o.Python, DefaultPython)
+	o.HFCLI = cmp.Or(o.HFCLI, "hf")
+	o.GitName = cmp.Or(o.GitName, DefaultGitName)
+	o.GitEmail = cmp.Or(o.GitEmail, DefaultGitEmail)
+	o.MaxTurns = positiveOr(o.MaxTurns, DefaultMaxTurns)
+	o.FixRounds = positiveOr(o.FixRounds, DefaultFixRounds)
+	o.ReviewRounds = positiveOr(o.ReviewRounds, DefaultReviewRounds)
+	o.ReducedLayers = positiveOr(o.ReducedLayers, DefaultReducedLayers)
+	o.AgentTimeout = positiveOr(o.AgentTimeout, DefaultAgentTimeout)
+	o.TestTimeout = positiveOr(o.TestTimeout, DefaultTestTimeout)
+	o.E2ETimeout = positiveOr(o.E2ETimeout, DefaultE2ETimeout)
 	if o.Hub == nil {
 		o.Hub = &hub.Client{}
 	}
@@ -110,6 +92,14 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// positiveOr is v, or d when v is not positive.
+func positiveOr[T int | time.Duration](v, d T) T {
+	if v > 0 {
+		return v
+	}
+	return d
 }
 
 // Workflow runs onboarding cycles.
