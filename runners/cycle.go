@@ -43,8 +43,6 @@ type Cycle struct {
 	Reporter *Reporter
 	// Started is when this runner took the cycle.
 	Started time.Time
-	// AgentCmd is the configured coding agent program.
-	AgentCmd string
 	// Remote is the repository the branch is pushed to.
 	Remote string
 
@@ -66,9 +64,8 @@ type Cycle struct {
 	proxy     *sandbox.Proxy
 	agentHome string
 
-	mu    sync.Mutex
-	job   bus.Job
-	phase string
+	mu  sync.Mutex
+	job bus.Job
 	// pushed is the last commit this cycle pushed to the branch.
 	pushed string
 }
@@ -78,13 +75,6 @@ func (c *Cycle) Job() bus.Job {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.job
-}
-
-// CurrentPhase is the phase running now ("" between phases).
-func (c *Cycle) CurrentPhase() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.phase
 }
 
 // Redactor removes secrets (tokens fetched for the cycle among them) from text.
@@ -143,14 +133,6 @@ func (c *Cycle) Phase(ctx context.Context, name string, fn func(ctx context.Cont
 	if j, _, err := bus.GetJob(ctx, c.res.Jobs, c.Msg.JobKey); err == nil && j.Status.Terminal() {
 		return fmt.Errorf("phase %s: job %s is %s: %w", name, c.Msg.JobKey, j.Status, bus.ErrJobEnded)
 	}
-	c.mu.Lock()
-	c.phase = name
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.phase = ""
-		c.mu.Unlock()
-	}()
 	// The job says which phase runs: the server's status writer shows it.
 	if _, err := c.UpdateJob(ctx, func(j *bus.Job) error {
 		if j.Running == name {

@@ -40,7 +40,7 @@ func (r *Runner) start(ctx, base context.Context, msg jetstream.Msg, size int, a
 		_ = msg.Nak()
 		return
 	}
-	cy := &Cycle{Msg: c, Runner: r.cfg.Name, GPUs: gpus, Started: time.Now().UTC(), AgentCmd: r.cfg.AgentCmd, Remote: r.cfg.Remote, res: r.res}
+	cy := &Cycle{Msg: c, Runner: r.cfg.Name, GPUs: gpus, Started: time.Now().UTC(), Remote: r.cfg.Remote, res: r.res}
 	r.mu.Lock()
 	r.running[c.JobKey] = cy
 	r.mu.Unlock()
