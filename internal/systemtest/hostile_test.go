@@ -264,7 +264,10 @@ func TestKillMidStreamRepliesOnce(t *testing.T) {
 		}
 	}
 	p := startSubprocess(t, env, logPath)
-	poll("the server to be ready", wait, ready)
+	// A fresh process starting JetStream on a machine busy with the other
+	// tests can take longer than one poll bound: give it three.
+	const startBound = 3 * wait
+	poll("the server to be ready", startBound, ready)
 
 	// 60 requests naming no model (an invalid-id reply each) and 20 from a
 	// stranger (a denial each), one issue each.
@@ -348,7 +351,7 @@ func TestKillMidStreamRepliesOnce(t *testing.T) {
 		t.Fatal("the server was not killed: fewer than 10 replies posted")
 	}
 	p = startSubprocess(t, env, logPath)
-	poll("the server to be ready after kill -9", wait, ready)
+	poll("the server to be ready after kill -9", startBound, ready)
 	mu.Lock()
 	again := pending
 	pending = nil
