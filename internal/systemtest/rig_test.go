@@ -330,6 +330,28 @@ func (h *runner) kill(t testing.TB) {
 	})
 }
 
+// waitStatus waits, bounded, until status comment id holds every one of
+// wants: the server's status writer follows the job record a moment after
+// it changes. Failing, it says what and shows the comment.
+func (r *rig) waitStatus(id int64, what string, wants ...string) {
+	r.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		c, _ := r.gh.Comment(id)
+		ok := true
+		for _, w := range wants {
+			ok = ok && strings.Contains(c.Body, w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s (after %s):\n%s", what, wait, c.Body)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
 // poll waits, bounded, until cond holds.
 func (r *rig) poll(what string, cond func() bool) {
 	r.t.Helper()

@@ -181,9 +181,11 @@ func TestOnboardReviewApprove(t *testing.T) {
 		t.Errorf("%d status comments after the update, want 1", n)
 	}
 	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "👀 waiting for review") || !strings.Contains(sc.Body, "| Cycle | 2 |") {
-		t.Errorf("the status comment after the update cycle:\n%s", sc.Body)
-	}
+	// The server's status writer follows the job record.
+	r.poll("the status comment after the update cycle", func() bool {
+		sc, _ := r.gh.Comment(j.StatusCommentID)
+		return strings.Contains(sc.Body, "👀 waiting for review") && strings.Contains(sc.Body, "| Cycle | 2 |")
+	})
 
 	// The same deliveries again (GitHub's redelivery keeps the GUID): nothing.
 	commands = r.commandsPublished()
@@ -241,9 +243,7 @@ func TestOnboardReviewApprove(t *testing.T) {
 	if j.Status != bus.StatusDone || !strings.Contains(j.Note, "approved by @"+maintainer) {
 		t.Fatalf("after approving the tested head: status %s, note %q", j.Status, j.Note)
 	}
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "✅ done") {
-		t.Errorf("the status comment does not say done:\n%s", sc.Body)
-	}
+	r.waitStatus(j.StatusCommentID, "the status comment does not say done", "✅ done")
 	if r.leased(issue) {
 		t.Error("a runner still holds the ended job's lease")
 	}
@@ -372,9 +372,7 @@ func TestRemoteCodeWaitsForProceed(t *testing.T) {
 	if j := r.job(issue); j.Status != bus.StatusDone || j.Note != "pull request merged" {
 		t.Errorf("after the merge: status %s, note %q", j.Status, j.Note)
 	}
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "✅ done") {
-		t.Errorf("the status comment does not say done:\n%s", sc.Body)
-	}
+	r.waitStatus(j.StatusCommentID, "the status comment does not say done", "✅ done")
 }
 
 // TestCancelStopsRunningCycle: /onboard cancel while a runner works on a
@@ -433,9 +431,7 @@ func TestCancelStopsRunningCycle(t *testing.T) {
 			if prs := r.gh.PullRequests(owner, repo); len(prs) != prsBefore {
 				t.Errorf("pull requests after cancel: %+v", prs)
 			}
-			if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "🚫 cancelled") {
-				t.Errorf("the status comment does not say cancelled:\n%s", sc.Body)
-			}
+			r.waitStatus(j.StatusCommentID, "the status comment does not say cancelled", "🚫 cancelled")
 			if n := len(r.statusComments(tc.issue)); n != 1 {
 				t.Errorf("%d status comments, want 1", n)
 			}
@@ -582,9 +578,11 @@ func TestFeedbackWhileBusy(t *testing.T) {
 		t.Errorf("%d cycles published, want 3", n)
 	}
 	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "👀 waiting for review") || !strings.Contains(sc.Body, "| Cycle | 3 |") {
-		t.Errorf("the status comment after the last cycle:\n%s", sc.Body)
-	}
+	// The server's status writer follows the job record.
+	r.poll("the status comment after the last cycle", func() bool {
+		sc, _ := r.gh.Comment(j.StatusCommentID)
+		return strings.Contains(sc.Body, "👀 waiting for review") && strings.Contains(sc.Body, "| Cycle | 3 |")
+	})
 	if n := len(r.statusComments(issue)); n != 1 {
 		t.Errorf("%d status comments, want 1", n)
 	}
@@ -608,9 +606,7 @@ func TestQueuedBehindAnother(t *testing.T) {
 	if j.Status != bus.StatusQueued || j.Runner != "" {
 		t.Fatalf("the second job is %s on %q while the only GPU is busy", j.Status, j.Runner)
 	}
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "⏳ queued") || !strings.Contains(sc.Body, "position 1 in the queue for 1 GPU)") {
-		t.Errorf("the queued job's status comment does not say where it stands:\n%s", sc.Body)
-	}
+	r.waitStatus(j.StatusCommentID, "the queued job's status comment does not say where it stands", "⏳ queued", "position 1 in the queue for 1 GPU)")
 	close(release)
 	for _, issue := range []int{81, 82} {
 		r.waitJob(issue, "its cycle to finish", func(j *bus.Job) bool { return j.Status == bus.StatusWaitingReview })
@@ -635,10 +631,7 @@ func TestTooBigForTheFleet(t *testing.T) {
 	if j == nil || j.GPUs != 2 || j.Status != bus.StatusQueued {
 		t.Fatalf("job = %+v, want one queued for 2 GPUs", j)
 	}
-	sc, _ := r.gh.Comment(j.StatusCommentID)
-	if !strings.Contains(sc.Body, "waiting for 2 free GPUs; 1 runner online, largest has 1: none can run it") {
-		t.Errorf("the status comment does not say why the job waits:\n%s", sc.Body)
-	}
+	r.waitStatus(j.StatusCommentID, "the status comment does not say why the job waits", "waiting for 2 free GPUs; 1 runner online, largest has 1: none can run it")
 	time.Sleep(200 * time.Millisecond) // several admission rounds of the 1-GPU runner
 	if runs := r.wf.cycles(bus.JobKey(owner, repo, issue)); len(runs) != 0 {
 		t.Errorf("a 1-GPU runner ran a 2-GPU cycle: %+v", runs)
@@ -660,9 +653,7 @@ func TestRetryAfterFailure(t *testing.T) {
 		t.Errorf("the failed job's note %q does not say why", j.Note)
 	}
 	r.poll("the runner to be done with the job", func() bool { return r.idle() && !r.leased(issue) })
-	if sc, _ := r.gh.Comment(j.StatusCommentID); !strings.Contains(sc.Body, "❌ failed") || !strings.Contains(sc.Body, "out of memory") {
-		t.Errorf("the status comment does not say the cycle failed and why:\n%s", sc.Body)
-	}
+	r.waitStatus(j.StatusCommentID, "the status comment does not say the cycle failed and why", "❌ failed", "out of memory")
 	retry := r.gh.AddComment(owner, repo, issue, maintainer, "/onboard retry")
 	r.deliverAndWait("issue_comment", server.NewDeliveryID(), issueComment(t, retry, false, "MEMBER"))
 	j = r.waitJob(issue, "the retried cycle to finish", func(j *bus.Job) bool { return j.Cycle == 2 && j.Status == bus.StatusWaitingReview })
